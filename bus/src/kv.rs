@@ -1,0 +1,105 @@
+//! Ephemeral cluster state in NATS JetStream key-value buckets.
+//!
+//! | bucket              | key                     | value                         | max age |
+//! |---------------------|-------------------------|-------------------------------|---------|
+//! | `<prefix>_sessions` | sid                     | [`SessionRecord`]             | session TTL |
+//! | `<prefix>_nicks`    | `nick.<escaped folded>` | [`NickClaim`]                 | session TTL |
+//! | `<prefix>_rooms`    | `room.<escaped folded>` | [`RoomRecord`]                | none    |
+//! | `<prefix>_routers`  | `owner.<partition>`     | router instance id            | none    |
+//!
+//! NATS 2.9 has no per-key TTL, so the session and nick buckets carry a
+//! bucket-wide max age and each gateway re-puts its entries on a heartbeat
+//! (every third of the TTL). An entry whose gateway died ages out; routers
+//! sweep room members whose session entry is gone and broadcast their QUIT.
+//! Nick claims use `create`, which fails if the key exists: that is what
+//! keeps nicks unique across every gateway.
+//!
+//! [`SessionRecord`]: crate::schema::SessionRecord
+//! [`NickClaim`]: crate::schema::NickClaim
+//! [`RoomRecord`]: crate::schema::RoomRecord
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+
+use crate::config::NatsConfig;
+use crate::names;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    #[error("NATS connect: {0}")]
+    Connect(#[from] async_nats::ConnectError),
+    #[error("NATS key-value bucket {bucket}: {source}")]
+    Bucket {
+        bucket: String,
+        #[source]
+        source: jetstream::context::CreateKeyValueError,
+    },
+}
+
+/// The buckets of one deployment (one prefix).
+#[derive(Clone)]
+pub struct Buckets {
+    pub client: async_nats::Client,
+    pub sessions: kv::Store,
+    pub nicks: kv::Store,
+    pub rooms: kv::Store,
+    pub routers: kv::Store,
+}
+
+/// The key of a session record: its sid.
+pub fn session_key(sid: &str) -> String {
+    sid.to_string()
+}
+
+/// The key of a nick claim (case-insensitive).
+pub fn nick_key(nick: &str) -> String {
+    format!("nick.{}", names::escape(&names::fold(nick)))
+}
+
+/// The key of a room record (takes the folded room name).
+pub fn room_key(room: &str) -> String {
+    format!("room.{}", names::escape(room))
+}
+
+/// The folded room name back from a room record key.
+pub fn room_from_key(key: &str) -> Option<String> {
+    names::unescape(key.strip_prefix("room.")?)
+}
+
+/// The key that records which router instance last owned a partition.
+pub fn owner_key(partition: u16) -> String {
+    format!("owner.{partition}")
+}
+
+/// Connects to NATS and opens (creating or updating) the buckets.
+pub async fn open(cfg: &NatsConfig, session_ttl: Duration) -> Result<Buckets, KvError> {
+    let client = async_nats::ConnectOptions::new()
+        .name("chat")
+        .retry_on_initial_connect()
+        .connect(&cfg.url)
+        .await?;
+    let js = jetstream::new(client.clone());
+    let open = |name: &str, max_age: Duration| {
+        let js = js.clone();
+        let bucket = format!("{}_{}", cfg.prefix, name);
+        async move {
+            js.create_or_update_key_value(kv::Config {
+                bucket: bucket.clone(),
+                history: 1,
+                max_age,
+                storage: jetstream::stream::StorageType::File,
+                ..kv::Config::default()
+            })
+            .await
+            .map_err(|source| KvError::Bucket { bucket, source })
+        }
+    };
+    Ok(Buckets {
+        sessions: open("sessions", session_ttl).await?,
+        nicks: open("nicks", session_ttl).await?,
+        rooms: open("rooms", Duration::ZERO).await?,
+        routers: open("routers", Duration::ZERO).await?,
+        client,
+    })
+}

@@ -1,0 +1,591 @@
+//! The wire schema: everything that travels over RabbitMQ, as JSON.
+//!
+//! Every AMQP message body is one [`BusMessage`], internally tagged by `"t"`
+//! and carrying a schema version `"v"` ([`SCHEMA_VERSION`]). A consumer that
+//! meets a version it does not know rejects the message (without requeue)
+//! and logs it, rather than guessing.
+//!
+//! The schema is protocol-neutral: the router speaks in rooms, members,
+//! modes and typed error codes; each gateway renders them in its protocol's
+//! words (IRC numerics, XMPP stanzas, Tinode `ctrl` codes).
+//!
+//! Flow, in short (see `docs/architecture.md`):
+//!
+//! * gateway → `chat.intents` (partition key) → router: [`Intent`]
+//! * router → `chat.rooms` (`room.<escaped>`) → gateway queues: [`RoomEvent`]
+//! * router → default exchange (`gateway.<id>`) → one gateway queue:
+//!   [`SessionReply`], ordered after the room events the router published
+//!   before it on the same channel (so NAMES follows its JOIN)
+//! * anyone → `chat.direct` (`session.<sid>`) → a per-session queue: [`Direct`]
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The version of this schema. Bump on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+fn v1() -> u32 {
+    SCHEMA_VERSION
+}
+
+/// Any message on the bus.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum BusMessage {
+    Intent(Intent),
+    Event(RoomEvent),
+    Reply(SessionReply),
+    Direct(Direct),
+}
+
+impl BusMessage {
+    pub fn version(&self) -> u32 {
+        match self {
+            BusMessage::Intent(m) => m.v,
+            BusMessage::Event(m) => m.v,
+            BusMessage::Reply(m) => m.v,
+            BusMessage::Direct(m) => m.v,
+        }
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("bus messages always serialise")
+    }
+
+    /// Decodes a message and checks its version.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, SchemaError> {
+        let msg: BusMessage = serde_json::from_slice(bytes)?;
+        if msg.version() != SCHEMA_VERSION {
+            return Err(SchemaError::Version(msg.version()));
+        }
+        Ok(msg)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("malformed bus message: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("unsupported schema version {0}")]
+    Version(u32),
+}
+
+/// Who acts: a snapshot of a session's identity, taken by its gateway when
+/// it publishes the intent. The router stores it as the member's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// Session id: names the per-session queue `session.<sid>`.
+    pub sid: String,
+    /// Gateway id: names the gateway queue `gateway.<gateway>`.
+    pub gateway: String,
+    pub nick: String,
+    pub user: String,
+    pub host: String,
+    pub realname: String,
+    /// The logged-in account, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+impl Actor {
+    /// `nick!user@host`, the IRC hostmask ban masks are matched against.
+    pub fn hostmask(&self) -> String {
+        format!("{}!{}@{}", self.nick, self.user, self.host)
+    }
+}
+
+/// Kinds of chat message, shared by rooms and direct messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    Privmsg,
+    Notice,
+    /// A message with tags only (IRCv3 TAGMSG), e.g. typing notifications.
+    Tagmsg,
+}
+
+/// Client-only message tags (`+typing`, `+draft/reply`…) carried verbatim,
+/// keys with their leading `+`, exactly as the client sent them.
+pub type ClientTags = BTreeMap<String, String>;
+
+/// One channel mode change: `+o alice` is `{add: true, mode: 'o', arg: Some("alice")}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModeChange {
+    pub add: bool,
+    pub mode: char,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arg: Option<String>,
+}
+
+// ---------------------------------------------------------------------------
+// Intents: gateway -> router
+// ---------------------------------------------------------------------------
+
+/// A client's request about a room, published by a gateway to `chat.intents`
+/// with the routing key of the room's partition
+/// ([`crate::names::partition_of`] of the folded room name).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Intent {
+    #[serde(default = "v1")]
+    pub v: u32,
+    /// Unique id. The room event it causes (if any) uses it as message id, so
+    /// a redelivered intent produces the same event again, never a new one.
+    pub id: String,
+    /// When the gateway received it (ms since the epoch).
+    pub at: i64,
+    pub actor: Actor,
+    pub body: IntentBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum IntentBody {
+    /// Join (creating the room if it does not exist: its creator gets ops).
+    /// `room` is the name as the client wrote it, without protocol prefix
+    /// (`ops` for IRC `#ops`).
+    Join {
+        room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+    },
+    Part {
+        room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A message to the room's members.
+    Message {
+        room: String,
+        kind: MessageKind,
+        text: String,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        tags: ClientTags,
+    },
+    /// Query (`topic: None`) or set (`Some`, possibly empty to clear) the topic.
+    Topic {
+        room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
+    },
+    /// Ask for the member list: answered with [`Reply::Names`].
+    Names { room: String },
+    /// Ask for the members with details: answered with [`Reply::Who`].
+    Who { room: String },
+    /// Change modes, or with no changes query them ([`Reply::Modes`]).
+    /// `+b` with no argument asks for the ban list ([`Reply::BanList`]).
+    Mode { room: String, changes: Vec<ModeChange> },
+    /// Remove a member (by nick) from the room.
+    Kick {
+        room: String,
+        target: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Invite a session (already resolved by the gateway from a nick) to the
+    /// room. The router checks rights, remembers the invitation (it lets the
+    /// target past `+i`), delivers [`DirectBody::Invite`] to the target's
+    /// session queue and answers the inviter with [`Reply::Inviting`].
+    Invite { room: String, target: Actor },
+    /// A change to the member that concerns every room it is in (nick, away,
+    /// quit). The gateway publishes one such intent per room the session is
+    /// in, all with the same `event` id, so a recipient who shares several
+    /// rooms with the member can show the change once.
+    Member { room: String, event: String, change: MemberChange },
+}
+
+impl IntentBody {
+    /// The room the intent is about (its partition key, after folding).
+    pub fn room(&self) -> &str {
+        match self {
+            IntentBody::Join { room, .. }
+            | IntentBody::Part { room, .. }
+            | IntentBody::Message { room, .. }
+            | IntentBody::Topic { room, .. }
+            | IntentBody::Names { room }
+            | IntentBody::Who { room }
+            | IntentBody::Mode { room, .. }
+            | IntentBody::Kick { room, .. }
+            | IntentBody::Invite { room, .. }
+            | IntentBody::Member { room, .. } => room,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum MemberChange {
+    /// The member is now known as `new` (already claimed in NATS).
+    Nick { new: String },
+    /// Set (`Some`) or clear (`None`) the away message.
+    Away {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// The session is gone; it leaves every room.
+    Quit { reason: String },
+}
+
+// ---------------------------------------------------------------------------
+// Room events: router -> every gateway with members in the room
+// ---------------------------------------------------------------------------
+
+/// Something that happened in a room, in the room's one order.
+/// Published to `chat.rooms` with routing key `room.<escaped folded name>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomEvent {
+    #[serde(default = "v1")]
+    pub v: u32,
+    /// Folded room name (identity).
+    pub room: String,
+    /// Display name, as the room's creator wrote it.
+    pub name: String,
+    /// Gap-free, per room, starting at 1. Every event in the room gets one.
+    /// A gateway drops an event whose seq it has already passed: that is a
+    /// redelivery after a router restart, not a new event.
+    pub seq: u64,
+    /// Message id (IRC `msgid`, XMPP `stanza-id`): the causing intent's id.
+    pub id: String,
+    /// When the router accepted it (ms since the epoch; IRC `time`).
+    pub at: i64,
+    /// Who did it. For `Nick`, `actor.nick` is the old nick.
+    pub actor: Actor,
+    pub body: EventBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "ev", rename_all = "snake_case")]
+pub enum EventBody {
+    /// `actor` joined. The joiner's gateway follows it with a
+    /// [`Reply::Joined`] for the joiner (topic, names).
+    Join,
+    Part {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// `actor` removed `target` (who is no longer a member).
+    Kick {
+        target_sid: String,
+        target_nick: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// `actor` quit (or its session expired); `event` is shared by the same
+    /// quit in every room.
+    Quit { reason: String, event: String },
+    /// `actor` is now `new`; `event` is shared across rooms.
+    Nick { new: String, event: String },
+    /// `actor` set or cleared away; `event` is shared across rooms.
+    Away {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        event: String,
+    },
+    Message {
+        kind: MessageKind,
+        text: String,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        tags: ClientTags,
+    },
+    /// The topic was set (empty string: cleared).
+    Topic { topic: String },
+    /// Mode changes as applied (only those that took effect).
+    Mode { changes: Vec<ModeChange> },
+}
+
+impl EventBody {
+    /// The session that stops being a member because of this event, if any.
+    pub fn leaver<'a>(&'a self, actor: &'a Actor) -> Option<&'a str> {
+        match self {
+            EventBody::Part { .. } | EventBody::Quit { .. } => Some(&actor.sid),
+            EventBody::Kick { target_sid, .. } => Some(target_sid),
+            _ => None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Replies: router -> the gateway of one session
+// ---------------------------------------------------------------------------
+
+/// An answer for one session, sent by the router to that session's gateway
+/// queue (default exchange, routing key `gateway.<id>`), so that it is
+/// ordered with the room events published before it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionReply {
+    #[serde(default = "v1")]
+    pub v: u32,
+    pub sid: String,
+    /// The id of the intent this answers.
+    pub intent: String,
+    pub body: Reply,
+}
+
+/// A member as seen in NAMES and WHO.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    pub nick: String,
+    pub user: String,
+    pub host: String,
+    pub realname: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    pub op: bool,
+    pub voice: bool,
+    pub away: bool,
+    pub gateway: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicInfo {
+    pub text: String,
+    /// Who set it (nick, or `nick!user@host`).
+    pub set_by: String,
+    pub set_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanEntry {
+    pub mask: String,
+    pub set_by: String,
+    pub set_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    /// Sent right after the joiner's own [`EventBody::Join`]: what a client
+    /// shows on joining (IRC 332/333, 353/366).
+    Joined {
+        room: String,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<TopicInfo>,
+        members: Vec<MemberInfo>,
+        secret: bool,
+    },
+    Names { room: String, name: String, members: Vec<MemberInfo>, secret: bool },
+    Who { room: String, name: String, members: Vec<MemberInfo> },
+    /// Topic query answer (`None`: no topic).
+    Topic {
+        room: String,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<TopicInfo>,
+    },
+    /// Mode query answer: `modes` like `+ntk`, `args` the parameters that
+    /// go with them (the key only shown to members), `created_at` for 329.
+    Modes { room: String, name: String, modes: String, args: Vec<String>, created_at: i64 },
+    BanList { room: String, name: String, bans: Vec<BanEntry> },
+    /// The invitation was delivered (IRC 341).
+    Inviting { room: String, name: String, nick: String },
+    /// The intent was refused.
+    Error {
+        code: ErrorCode,
+        /// The room name as the client wrote it, or the nick concerned.
+        target: String,
+        /// For `UnknownMode`: the mode letter; for `UserNotInChannel` and
+        /// `UserOnChannel`: the room name. Empty otherwise.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        detail: String,
+    },
+}
+
+/// Why the router refused an intent. Gateways map each to their protocol's
+/// error (the IRC numeric is noted on each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 401: no such nick.
+    NoSuchNick,
+    /// 403: no such room.
+    NoSuchChannel,
+    /// 404: cannot send to the room (+n and not a member, +m without voice, banned).
+    CannotSendToChan,
+    /// 405: joined too many rooms.
+    TooManyChannels,
+    /// 441: the target is not in the room (`detail`: the room).
+    UserNotInChannel,
+    /// 442: you are not in the room.
+    NotOnChannel,
+    /// 443: the target is already in the room (`detail`: the room).
+    UserOnChannel,
+    /// 461: a mode needs a parameter that is missing.
+    NeedMoreParams,
+    /// 471: the room is full (+l).
+    ChannelIsFull,
+    /// 472: unknown mode letter (`detail`: the letter).
+    UnknownMode,
+    /// 473: invite only (+i).
+    InviteOnlyChan,
+    /// 474: banned (+b).
+    BannedFromChan,
+    /// 475: wrong key (+k).
+    BadChannelKey,
+    /// 476: bad room name.
+    BadChanMask,
+    /// 482: you need to be an operator of the room.
+    ChanOpPrivsNeeded,
+}
+
+// ---------------------------------------------------------------------------
+// Direct deliveries: anyone -> one session (its per-session queue)
+// ---------------------------------------------------------------------------
+
+/// Something addressed to one session, published to `chat.direct` with
+/// routing key `session.<sid>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Direct {
+    #[serde(default = "v1")]
+    pub v: u32,
+    /// Message id (the same one the sender's echo carries).
+    pub id: String,
+    pub at: i64,
+    pub from: Actor,
+    pub body: DirectBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "d", rename_all = "snake_case")]
+pub enum DirectBody {
+    /// A private message to the recipient.
+    Message {
+        kind: MessageKind,
+        text: String,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        tags: ClientTags,
+    },
+    /// `from` invites the recipient to `name`.
+    Invite { room: String, name: String },
+}
+
+// ---------------------------------------------------------------------------
+// Cluster state records kept in NATS key-value buckets (see `crate::kv`)
+// ---------------------------------------------------------------------------
+
+/// A live session, in the sessions bucket under its sid. Refreshed by its
+/// gateway's heartbeat; expires with the bucket's max age when the gateway
+/// stops refreshing it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub actor: Actor,
+    /// Seconds since the epoch when the session registered.
+    pub signon: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub away: Option<String>,
+    /// Display names of the rooms the session is in.
+    #[serde(default)]
+    pub rooms: Vec<String>,
+    /// The protocol the session speaks (`irc`, `xmpp`, `tinode`).
+    pub protocol: String,
+}
+
+/// The claim on a nick, in the nicks bucket under the escaped folded nick.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NickClaim {
+    pub sid: String,
+    pub nick: String,
+}
+
+/// A room's full state, kept by the router in the rooms bucket under
+/// [`crate::kv::room_key`]. Written after every batch of intents that
+/// touched the room; gateways read it for room listings (IRC LIST).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomRecord {
+    /// Folded name.
+    pub room: String,
+    /// Display name.
+    pub name: String,
+    pub created_at: i64,
+    /// Seq of the last event.
+    pub seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<TopicInfo>,
+    pub modes: RoomModes,
+    #[serde(default)]
+    pub bans: Vec<BanEntry>,
+    /// Sessions invited (past +i) and not yet joined.
+    #[serde(default)]
+    pub invited: Vec<String>,
+    pub members: Vec<MemberRecord>,
+    /// Ids of the intents applied to this room in the batch that wrote this
+    /// record: a redelivery of one of them is skipped, not applied twice.
+    #[serde(default)]
+    pub applied: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomModes {
+    pub invite_only: bool,
+    pub moderated: bool,
+    pub no_external: bool,
+    pub secret: bool,
+    pub topic_ops: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub actor: Actor,
+    pub op: bool,
+    pub voice: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub away: Option<String>,
+    pub joined_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actor() -> Actor {
+        Actor {
+            sid: "s1".into(),
+            gateway: "g1".into(),
+            nick: "alice".into(),
+            user: "al".into(),
+            host: "127.0.0.1".into(),
+            realname: "Alice".into(),
+            account: None,
+        }
+    }
+
+    #[test]
+    fn intent_round_trips_with_tags() {
+        let msg = BusMessage::Intent(Intent {
+            v: SCHEMA_VERSION,
+            id: "i1".into(),
+            at: 1,
+            actor: actor(),
+            body: IntentBody::Join { room: "Ops".into(), key: None },
+        });
+        let json = String::from_utf8(msg.to_json()).unwrap();
+        assert!(json.contains(r#""t":"intent""#), "{json}");
+        assert!(json.contains(r#""op":"join""#), "{json}");
+        assert_eq!(BusMessage::from_json(json.as_bytes()).unwrap(), msg);
+    }
+
+    #[test]
+    fn unknown_version_is_refused() {
+        let msg = BusMessage::Direct(Direct {
+            v: 99,
+            id: "m".into(),
+            at: 0,
+            from: actor(),
+            body: DirectBody::Invite { room: "ops".into(), name: "Ops".into() },
+        });
+        assert!(matches!(BusMessage::from_json(&msg.to_json()), Err(SchemaError::Version(99))));
+    }
+
+    #[test]
+    fn leaver_names_who_leaves() {
+        let a = actor();
+        assert_eq!(EventBody::Part { reason: None }.leaver(&a), Some("s1"));
+        let kick = EventBody::Kick { target_sid: "s2".into(), target_nick: "bob".into(), reason: None };
+        assert_eq!(kick.leaver(&a), Some("s2"));
+        assert_eq!(EventBody::Join.leaver(&a), None);
+    }
+}
