@@ -74,9 +74,11 @@ pub fn owner_key(partition: u16) -> String {
 
 /// Connects to NATS and opens (creating or updating) the buckets.
 pub async fn open(cfg: &NatsConfig, session_ttl: Duration) -> Result<Buckets, KvError> {
+    // No retry on the initial connect: a process whose NATS is missing should
+    // fail at start-up with a clear error, and its supervisor restart it.
     let client = async_nats::ConnectOptions::new()
         .name("chat")
-        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(5))
         .connect(&cfg.url)
         .await?;
     let js = jetstream::new(client.clone());
