@@ -22,7 +22,10 @@ impl Readiness {
     /// Registers a condition (initially false) and returns its flag.
     pub fn register(&self, name: &'static str) -> Arc<AtomicBool> {
         let flag = Arc::new(AtomicBool::new(false));
-        self.checks.lock().expect("readiness lock").insert(name, flag.clone());
+        self.checks
+            .lock()
+            .expect("readiness lock")
+            .insert(name, flag.clone());
         flag
     }
 
@@ -81,7 +84,11 @@ pub async fn serve(
 
 async fn readyz(State(state): State<AdminState>) -> (StatusCode, String) {
     let (ok, report) = state.readiness.report();
-    let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, format!("{report}\n"))
 }
 

@@ -24,14 +24,16 @@ pub fn load<T>(file: Option<&Path>) -> Result<T, ConfigError>
 where
     T: DeserializeOwned + Serialize + Default,
 {
-    let mut builder = ::config::Config::builder()
-        .add_source(::config::Config::try_from(&T::default())?);
+    let mut builder =
+        ::config::Config::builder().add_source(::config::Config::try_from(&T::default())?);
     let file = file
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os("CHAT_CONFIG").map(Into::into));
     if let Some(path) = file {
         builder = builder.add_source(
-            ::config::File::from(path).format(::config::FileFormat::Toml).required(true),
+            ::config::File::from(path)
+                .format(::config::FileFormat::Toml)
+                .required(true),
         );
     }
     builder = builder.add_source(
@@ -53,7 +55,9 @@ pub struct AmqpConfig {
 
 impl Default for AmqpConfig {
     fn default() -> Self {
-        Self { url: "amqp://guest:guest@127.0.0.1:5672/%2f".into() }
+        Self {
+            url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+        }
     }
 }
 
@@ -69,7 +73,10 @@ pub struct NatsConfig {
 
 impl Default for NatsConfig {
     fn default() -> Self {
-        Self { url: "nats://127.0.0.1:4222".into(), prefix: "chat".into() }
+        Self {
+            url: "nats://127.0.0.1:4222".into(),
+            prefix: "chat".into(),
+        }
     }
 }
 
@@ -114,7 +121,9 @@ pub struct AdminConfig {
 
 impl AdminConfig {
     pub fn on(listen: &str) -> Self {
-        Self { listen: listen.into() }
+        Self {
+            listen: listen.into(),
+        }
     }
 }
 
@@ -137,7 +146,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: "human".into(), level: "info".into() }
+        Self {
+            format: "human".into(),
+            level: "info".into(),
+        }
     }
 }
 

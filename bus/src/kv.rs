@@ -28,13 +28,9 @@ use crate::names;
 #[derive(Debug, thiserror::Error)]
 pub enum KvError {
     #[error("NATS connect: {0}")]
-    Connect(#[from] async_nats::ConnectError),
-    #[error("NATS key-value bucket {bucket}: {source}")]
-    Bucket {
-        bucket: String,
-        #[source]
-        source: jetstream::context::CreateKeyValueError,
-    },
+    Connect(String),
+    #[error("NATS key-value bucket {bucket}: {detail}")]
+    Bucket { bucket: String, detail: String },
 }
 
 /// The buckets of one deployment (one prefix).
@@ -72,7 +68,31 @@ pub fn owner_key(partition: u16) -> String {
     format!("owner.{partition}")
 }
 
+/// The stream behind a key-value bucket with history 1, as JetStream's KV
+/// layer defines it (`KV_<bucket>` on subjects `$KV.<bucket>.>`).
+fn bucket_stream(bucket: &str, max_age: Duration) -> jetstream::stream::Config {
+    jetstream::stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        storage: jetstream::stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: jetstream::stream::DiscardPolicy::New,
+        num_replicas: 1,
+        ..Default::default()
+    }
+}
+
 /// Connects to NATS and opens (creating or updating) the buckets.
+///
+/// The buckets' streams are created directly rather than with async-nats'
+/// `create_key_value`: that first queries the JetStream account and insists
+/// on fields (`reserved_memory`, `reserved_storage`) that NATS 2.9 does not
+/// send, so it fails on Debian's NATS. Opening with `get_key_value` needs only
+/// the stream's info.
 pub async fn open(cfg: &NatsConfig, session_ttl: Duration) -> Result<Buckets, KvError> {
     // No retry on the initial connect: a process whose NATS is missing should
     // fail at start-up with a clear error, and its supervisor restart it.
@@ -80,21 +100,23 @@ pub async fn open(cfg: &NatsConfig, session_ttl: Duration) -> Result<Buckets, Kv
         .name("chat")
         .connection_timeout(Duration::from_secs(5))
         .connect(&cfg.url)
-        .await?;
+        .await
+        .map_err(|e| KvError::Connect(e.to_string()))?;
     let js = jetstream::new(client.clone());
     let open = |name: &str, max_age: Duration| {
         let js = js.clone();
         let bucket = format!("{}_{}", cfg.prefix, name);
         async move {
-            js.create_or_update_key_value(kv::Config {
+            let fail = |detail: String| KvError::Bucket {
                 bucket: bucket.clone(),
-                history: 1,
-                max_age,
-                storage: jetstream::stream::StorageType::File,
-                ..kv::Config::default()
-            })
-            .await
-            .map_err(|source| KvError::Bucket { bucket, source })
+                detail,
+            };
+            js.create_or_update_stream(bucket_stream(&bucket, max_age))
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            js.get_key_value(bucket.as_str())
+                .await
+                .map_err(|e| fail(e.to_string()))
         }
     };
     Ok(Buckets {

@@ -84,7 +84,9 @@ mod tests {
     #[test]
     fn escaped_names_are_safe_tokens() {
         let e = escape("*.#[]\\ x");
-        assert!(e.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'='));
+        assert!(e
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'='));
     }
 
     #[test]

@@ -174,7 +174,10 @@ pub enum IntentBody {
     Who { room: String },
     /// Change modes, or with no changes query them ([`Reply::Modes`]).
     /// `+b` with no argument asks for the ban list ([`Reply::BanList`]).
-    Mode { room: String, changes: Vec<ModeChange> },
+    Mode {
+        room: String,
+        changes: Vec<ModeChange>,
+    },
     /// Remove a member (by nick) from the room.
     Kick {
         room: String,
@@ -191,7 +194,11 @@ pub enum IntentBody {
     /// quit). The gateway publishes one such intent per room the session is
     /// in, all with the same `event` id, so a recipient who shares several
     /// rooms with the member can show the change once.
-    Member { room: String, event: String, change: MemberChange },
+    Member {
+        room: String,
+        event: String,
+        change: MemberChange,
+    },
 }
 
 impl IntentBody {
@@ -364,8 +371,17 @@ pub enum Reply {
         members: Vec<MemberInfo>,
         secret: bool,
     },
-    Names { room: String, name: String, members: Vec<MemberInfo>, secret: bool },
-    Who { room: String, name: String, members: Vec<MemberInfo> },
+    Names {
+        room: String,
+        name: String,
+        members: Vec<MemberInfo>,
+        secret: bool,
+    },
+    Who {
+        room: String,
+        name: String,
+        members: Vec<MemberInfo>,
+    },
     /// Topic query answer (`None`: no topic).
     Topic {
         room: String,
@@ -375,10 +391,24 @@ pub enum Reply {
     },
     /// Mode query answer: `modes` like `+ntk`, `args` the parameters that
     /// go with them (the key only shown to members), `created_at` for 329.
-    Modes { room: String, name: String, modes: String, args: Vec<String>, created_at: i64 },
-    BanList { room: String, name: String, bans: Vec<BanEntry> },
+    Modes {
+        room: String,
+        name: String,
+        modes: String,
+        args: Vec<String>,
+        created_at: i64,
+    },
+    BanList {
+        room: String,
+        name: String,
+        bans: Vec<BanEntry>,
+    },
     /// The invitation was delivered (IRC 341).
-    Inviting { room: String, name: String, nick: String },
+    Inviting {
+        room: String,
+        name: String,
+        nick: String,
+    },
     /// The intent was refused.
     Error {
         code: ErrorCode,
@@ -560,7 +590,10 @@ mod tests {
             id: "i1".into(),
             at: 1,
             actor: actor(),
-            body: IntentBody::Join { room: "Ops".into(), key: None },
+            body: IntentBody::Join {
+                room: "Ops".into(),
+                key: None,
+            },
         });
         let json = String::from_utf8(msg.to_json()).unwrap();
         assert!(json.contains(r#""t":"intent""#), "{json}");
@@ -575,16 +608,26 @@ mod tests {
             id: "m".into(),
             at: 0,
             from: actor(),
-            body: DirectBody::Invite { room: "ops".into(), name: "Ops".into() },
+            body: DirectBody::Invite {
+                room: "ops".into(),
+                name: "Ops".into(),
+            },
         });
-        assert!(matches!(BusMessage::from_json(&msg.to_json()), Err(SchemaError::Version(99))));
+        assert!(matches!(
+            BusMessage::from_json(&msg.to_json()),
+            Err(SchemaError::Version(99))
+        ));
     }
 
     #[test]
     fn leaver_names_who_leaves() {
         let a = actor();
         assert_eq!(EventBody::Part { reason: None }.leaver(&a), Some("s1"));
-        let kick = EventBody::Kick { target_sid: "s2".into(), target_nick: "bob".into(), reason: None };
+        let kick = EventBody::Kick {
+            target_sid: "s2".into(),
+            target_nick: "bob".into(),
+            reason: None,
+        };
         assert_eq!(kick.leaver(&a), Some("s2"));
         assert_eq!(EventBody::Join.leaver(&a), None);
     }

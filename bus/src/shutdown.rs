@@ -17,7 +17,12 @@ pub struct Trigger {
 /// Creates a linked trigger and shutdown handle.
 pub fn channel() -> (Trigger, Shutdown) {
     let (tx, rx) = watch::channel(false);
-    (Trigger { tx: std::sync::Arc::new(tx) }, Shutdown { rx })
+    (
+        Trigger {
+            tx: std::sync::Arc::new(tx),
+        },
+        Shutdown { rx },
+    )
 }
 
 impl Trigger {

@@ -9,9 +9,11 @@ use crate::config::LogConfig;
 /// one JSON object per line with `format = "json"`. `RUST_LOG` overrides
 /// the configured level.
 pub fn init_tracing(cfg: &LogConfig) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(cfg.level.clone()));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(cfg.level.clone()));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = if cfg.format == "json" {
         builder.json().try_init()
     } else {

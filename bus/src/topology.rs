@@ -50,9 +50,15 @@ pub fn session_key(sid: &str) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     #[error("AMQP: {0}")]
-    Amqp(#[from] lapin::Error),
+    Amqp(lapin::Error),
     #[error("publish of {what} was not confirmed by the broker")]
     Nacked { what: String },
+}
+
+impl From<lapin::Error> for BusError {
+    fn from(e: lapin::Error) -> Self {
+        BusError::Amqp(e)
+    }
 }
 
 /// Opens an AMQP connection, named so that `rabbitmqctl list_connections`
@@ -70,7 +76,10 @@ pub async fn confirm_channel(conn: &Connection) -> Result<Channel, BusError> {
 }
 
 fn durable() -> QueueDeclareOptions {
-    QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() }
+    QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    }
 }
 
 fn args(pairs: &[(&str, AMQPValue)]) -> FieldTable {
@@ -84,13 +93,31 @@ fn args(pairs: &[(&str, AMQPValue)]) -> FieldTable {
 /// Declares the exchanges and the router's partition queues. Idempotent;
 /// every process calls it on start-up so that start order does not matter.
 pub async fn declare_core(ch: &Channel, partitions: u16) -> Result<(), BusError> {
-    let ex = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
-    ch.exchange_declare(INTENTS_EXCHANGE.into(), ExchangeKind::Direct, ex, FieldTable::default())
-        .await?;
-    ch.exchange_declare(ROOMS_EXCHANGE.into(), ExchangeKind::Topic, ex, FieldTable::default())
-        .await?;
-    ch.exchange_declare(DIRECT_EXCHANGE.into(), ExchangeKind::Direct, ex, FieldTable::default())
-        .await?;
+    let ex = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    ch.exchange_declare(
+        INTENTS_EXCHANGE.into(),
+        ExchangeKind::Direct,
+        ex,
+        FieldTable::default(),
+    )
+    .await?;
+    ch.exchange_declare(
+        ROOMS_EXCHANGE.into(),
+        ExchangeKind::Topic,
+        ex,
+        FieldTable::default(),
+    )
+    .await?;
+    ch.exchange_declare(
+        DIRECT_EXCHANGE.into(),
+        ExchangeKind::Direct,
+        ex,
+        FieldTable::default(),
+    )
+    .await?;
     for p in 0..partitions {
         let q = intent_queue(p);
         ch.queue_declare(
@@ -122,7 +149,10 @@ pub async fn declare_gateway_queue(
     ch.queue_declare(
         q.as_str().into(),
         durable(),
-        args(&[("x-expires", AMQPValue::LongLongInt((expires_secs * 1000) as i64))]),
+        args(&[(
+            "x-expires",
+            AMQPValue::LongLongInt((expires_secs * 1000) as i64),
+        )]),
     )
     .await?;
     Ok(q)
@@ -143,7 +173,10 @@ pub async fn declare_session_queue(
         q.as_str().into(),
         durable(),
         args(&[
-            ("x-expires", AMQPValue::LongLongInt((expires_secs * 1000) as i64)),
+            (
+                "x-expires",
+                AMQPValue::LongLongInt((expires_secs * 1000) as i64),
+            ),
             ("x-max-length", AMQPValue::LongLongInt(i64::from(max_len))),
             ("x-overflow", AMQPValue::LongString("reject-publish".into())),
         ]),
@@ -162,7 +195,11 @@ pub async fn declare_session_queue(
 
 /// Deletes a session's queue (an explicit QUIT needs no resume window).
 pub async fn delete_session_queue(ch: &Channel, sid: &str) -> Result<(), BusError> {
-    ch.queue_delete(session_queue(sid).as_str().into(), QueueDeleteOptions::default()).await?;
+    ch.queue_delete(
+        session_queue(sid).as_str().into(),
+        QueueDeleteOptions::default(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -187,7 +224,10 @@ pub async fn publish(
         .basic_publish(
             exchange.into(),
             routing_key.into(),
-            BasicPublishOptions { mandatory, ..BasicPublishOptions::default() },
+            BasicPublishOptions {
+                mandatory,
+                ..BasicPublishOptions::default()
+            },
             &msg.to_json(),
             message_properties(),
         )
@@ -203,9 +243,13 @@ pub async fn publish_confirmed(
     msg: &BusMessage,
     mandatory: bool,
 ) -> Result<(), BusError> {
-    let confirm = publish(ch, exchange, routing_key, msg, mandatory).await?.await?;
+    let confirm = publish(ch, exchange, routing_key, msg, mandatory)
+        .await?
+        .await?;
     if confirm.is_nack() || confirm.take_message().is_some() {
-        return Err(BusError::Nacked { what: format!("{exchange}/{routing_key}") });
+        return Err(BusError::Nacked {
+            what: format!("{exchange}/{routing_key}"),
+        });
     }
     Ok(())
 }

@@ -1,1 +1,219 @@
-fn main() {}
+//! `router-service`: the router process.
+//!
+//! It owns chat semantics for rooms (membership, modes, topic, bans,
+//! invitations, the per-room `seq`) and binds gateway queues to the rooms
+//! their members are in. Intents arrive on `router.intent.<p>` (one active
+//! router per partition thanks to single active consumer; a second router
+//! process is a hot standby); events, replies and invitations leave on
+//! `chat.rooms`, the gateway queues and `chat.direct`. Room state lives in
+//! memory and is written to the NATS rooms bucket after every batch.
+//!
+//! Any failure of RabbitMQ or NATS ends the process with a non-zero status
+//! (a supervisor restarts it; unacknowledged intents wait in their queues).
+
+mod bindings;
+mod config;
+mod handlers;
+mod masks;
+mod partition;
+mod room;
+mod rooms;
+mod store;
+mod sweeper;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bus::admin::Readiness;
+use bus::topology::{connect, declare_core, intent_queue};
+use clap::Parser;
+use lapin::Connection;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::partition::{Partition, PartitionError, Settings};
+use crate::store::Store;
+
+/// How long connecting to RabbitMQ or NATS may take before start-up fails.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the partitions get to finish their batch on shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "router-service",
+    version,
+    about = "The chat router: room semantics and gateway bindings"
+)]
+struct Args {
+    /// TOML configuration file (else `CHAT_CONFIG`, else built-in defaults).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "router-service failed");
+            eprintln!("router-service: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let cfg: Config =
+        bus::config::load(args.config.as_deref()).context("loading the configuration")?;
+    if cfg.bus.partitions == 0 {
+        bail!("bus.partitions must be at least 1");
+    }
+    bus::telemetry::init_tracing(&cfg.log);
+    let metrics = bus::telemetry::init_metrics();
+    let (trigger, shutdown) = bus::shutdown::channel();
+    bus::shutdown::on_signals(trigger.clone());
+
+    let readiness = Readiness::default();
+    let amqp_ready = readiness.register("amqp");
+    let nats_ready = readiness.register("nats");
+    let admin = bus::admin::serve(
+        &cfg.admin.listen,
+        readiness.clone(),
+        metrics,
+        shutdown.clone(),
+    )
+    .await
+    .with_context(|| format!("binding the admin port {}", cfg.admin.listen))?;
+
+    let instance = format!("{}.{:08x}", cfg.router.id, rand::random::<u32>());
+    tracing::info!(%instance, partitions = cfg.bus.partitions, "router starting");
+
+    let session_ttl = Duration::from_secs(cfg.bus.session_ttl_secs);
+    let buckets = tokio::time::timeout(CONNECT_TIMEOUT, bus::kv::open(&cfg.nats, session_ttl))
+        .await
+        .with_context(|| format!("NATS at {}: no answer in {CONNECT_TIMEOUT:?}", cfg.nats.url))?
+        .with_context(|| format!("NATS at {}", cfg.nats.url))?;
+    nats_ready.store(true, Ordering::SeqCst);
+
+    let conn = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        connect(&cfg.amqp.url, &format!("router-service {instance}")),
+    )
+    .await
+    .context("RabbitMQ: no answer in time")?
+    .context("connecting to RabbitMQ")?;
+    let conn = Arc::new(conn);
+    let setup = conn
+        .create_channel()
+        .await
+        .context("opening an AMQP channel")?;
+    declare_core(&setup, cfg.bus.partitions)
+        .await
+        .context("declaring the core topology")?;
+    let _ = setup.close(200, "OK".into()).await;
+
+    let store = Store::new(&buckets.rooms, &buckets.routers, &buckets.sessions);
+    let settings = Arc::new(Settings {
+        instance: instance.clone(),
+        partitions: cfg.bus.partitions,
+        batch_max: cfg.router.batch_max.max(1),
+        quit_reason_expired: cfg.router.quit_reason_expired.clone(),
+    });
+    let mut tasks = JoinSet::new();
+    let mut sweep_senders = Vec::new();
+    for p in 0..cfg.bus.partitions {
+        let (partition, consumer) = Partition::subscribe(&conn, p, settings.clone(), store.clone())
+            .await
+            .with_context(|| format!("subscribing to {}", intent_queue(p)))?;
+        let (tx, rx) = mpsc::channel(1);
+        sweep_senders.push(tx);
+        let stop = shutdown.clone();
+        tasks.spawn(async move { partition.run(consumer, rx, stop).await.map_err(|e| (p, e)) });
+    }
+    amqp_ready.store(true, Ordering::SeqCst);
+    let interval = Duration::from_secs(cfg.router.sweep_interval_secs);
+    tokio::spawn(sweeper::run(
+        store,
+        sweep_senders,
+        interval,
+        shutdown.clone(),
+    ));
+    tokio::spawn(watch_readiness(
+        conn.clone(),
+        buckets.client.clone(),
+        amqp_ready,
+        nats_ready,
+    ));
+    tracing::info!(admin = %cfg.admin.listen, "router ready");
+
+    let mut failure = None;
+    let mut stop = shutdown.clone();
+    tokio::select! {
+        _ = stop.wait() => {}
+        Some(done) = tasks.join_next() => failure = failure.or(task_failure(done)),
+    }
+    readiness.set_draining();
+    trigger.fire();
+    let drain = async {
+        let mut failure = None;
+        while let Some(done) = tasks.join_next().await {
+            failure = failure.or(task_failure(done));
+        }
+        failure
+    };
+    match tokio::time::timeout(DRAIN_TIMEOUT, drain).await {
+        Ok(more) => failure = failure.or(more),
+        Err(_) => tracing::warn!("partitions did not stop in time"),
+    }
+    close(&conn).await;
+    let _ = admin.await;
+    match failure {
+        Some(error) => Err(error),
+        None => {
+            tracing::info!("router stopped");
+            Ok(())
+        }
+    }
+}
+
+/// A partition task's end, as an error if it failed.
+fn task_failure(
+    done: Result<Result<(), (u16, PartitionError)>, tokio::task::JoinError>,
+) -> Option<anyhow::Error> {
+    match done {
+        Ok(Ok(())) => None,
+        Ok(Err((p, error))) => Some(anyhow::Error::new(error).context(format!("partition {p}"))),
+        Err(join) => Some(anyhow::anyhow!("a partition task died: {join}")),
+    }
+}
+
+async fn close(conn: &Connection) {
+    if conn.status().connected() {
+        if let Err(error) = conn.close(200, "shutting down".into()).await {
+            tracing::debug!(%error, "closing the AMQP connection");
+        }
+    }
+}
+
+/// Keeps `/readyz` honest after start-up: AMQP and NATS connection states.
+async fn watch_readiness(
+    conn: Arc<Connection>,
+    nats: async_nats::Client,
+    amqp_ready: Arc<AtomicBool>,
+    nats_ready: Arc<AtomicBool>,
+) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        ticker.tick().await;
+        amqp_ready.store(conn.status().connected(), Ordering::SeqCst);
+        let nats_up = nats.connection_state() == async_nats::connection::State::Connected;
+        nats_ready.store(nats_up, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,136 @@
+//! INVITE: remembers the invitation (it lets the target past `+i` and bans)
+//! and delivers it to the target's own session queue.
+
+use bus::schema::{Actor, Direct, DirectBody, ErrorCode, Intent, Reply, SCHEMA_VERSION};
+
+use super::{Effect, Outcome};
+use crate::room::Room;
+
+pub(super) fn invite(
+    slot: &mut Option<Room>,
+    intent: &Intent,
+    name: &str,
+    target: &Actor,
+    now: i64,
+    out: &mut Outcome,
+) {
+    let sid = &intent.actor.sid;
+    let Some(room) = slot.as_mut() else {
+        out.error(intent, ErrorCode::NoSuchChannel, name);
+        return;
+    };
+    if !room.is_member(sid) {
+        out.error(intent, ErrorCode::NotOnChannel, name);
+        return;
+    }
+    if room.modes.invite_only && !room.is_op(sid) {
+        out.error(intent, ErrorCode::ChanOpPrivsNeeded, name);
+        return;
+    }
+    if room.is_member(&target.sid) {
+        out.error_detail(intent, ErrorCode::UserOnChannel, &target.nick, name);
+        return;
+    }
+    room.invite(&target.sid);
+    let direct = Direct {
+        v: SCHEMA_VERSION,
+        id: intent.id.clone(),
+        at: now,
+        from: intent.actor.clone(),
+        body: DirectBody::Invite {
+            room: room.room.clone(),
+            name: room.name.clone(),
+        },
+    };
+    out.push(Effect::Direct {
+        sid: target.sid.clone(),
+        direct,
+    });
+    let reply = Reply::Inviting {
+        room: room.room.clone(),
+        name: room.name.clone(),
+        nick: target.nick.clone(),
+    };
+    out.reply(intent, reply);
+}
+
+#[cfg(test)]
+mod tests {
+    use bus::schema::{Actor, DirectBody, ErrorCode, IntentBody, Reply};
+
+    use super::super::testing::*;
+    use super::super::{Effect, Outcome};
+    use crate::room::Room;
+
+    fn invite(slot: &mut Option<Room>, who: &Actor, target: &Actor) -> Outcome {
+        run(
+            slot,
+            who,
+            IntentBody::Invite {
+                room: "ops".into(),
+                target: target.clone(),
+            },
+        )
+    }
+
+    #[test]
+    fn invite_delivers_and_answers() {
+        let alice = actor("alice", "gw1");
+        let bob = actor("bob", "gw2");
+        let mut slot = room_with(&alice, &[]);
+        let out = invite(&mut slot, &alice, &bob);
+        match &out.effects[..] {
+            [Effect::Direct { sid, direct }, Effect::Reply { gateway, reply }] => {
+                assert_eq!(sid, "bob");
+                assert_eq!(direct.from.sid, "alice");
+                assert_eq!(
+                    direct.body,
+                    DirectBody::Invite {
+                        room: "ops".into(),
+                        name: "Ops".into()
+                    }
+                );
+                assert_eq!(gateway, "gw1");
+                assert_eq!(reply.sid, "alice");
+                assert!(matches!(&reply.body, Reply::Inviting { nick, .. } if nick == "bob"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(slot.as_ref().unwrap().is_invited("bob"));
+        assert_eq!(slot.unwrap().seq, 1, "an invitation is not a room event");
+    }
+
+    #[test]
+    fn invite_errors() {
+        let alice = actor("alice", "gw1");
+        let bob = actor("bob", "gw1");
+        let zed = actor("zed", "gw2");
+        let mut none = None;
+        assert_eq!(
+            errors(&invite(&mut none, &alice, &zed)),
+            vec![ErrorCode::NoSuchChannel]
+        );
+        let mut slot = room_with(&alice, &[&bob]);
+        assert_eq!(
+            errors(&invite(&mut slot, &zed, &zed)),
+            vec![ErrorCode::NotOnChannel]
+        );
+        match replies(&invite(&mut slot, &alice, &bob))[..] {
+            [Reply::Error {
+                code: ErrorCode::UserOnChannel,
+                target,
+                detail,
+            }] => {
+                assert_eq!((target.as_str(), detail.as_str()), ("bob", "ops"));
+            }
+            ref other => panic!("{other:?}"),
+        }
+        // -i: any member may invite; +i: only ops.
+        assert!(errors(&invite(&mut slot, &bob, &zed)).is_empty());
+        slot.as_mut().unwrap().modes.invite_only = true;
+        assert_eq!(
+            errors(&invite(&mut slot, &bob, &zed)),
+            vec![ErrorCode::ChanOpPrivsNeeded]
+        );
+    }
+}

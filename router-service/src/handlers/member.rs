@@ -1,0 +1,180 @@
+//! Member changes that concern every room the session is in: nick, away,
+//! quit. The gateway sends one intent per room, all with the same `event`
+//! id so recipients sharing several rooms with the member see it once.
+
+use bus::schema::{EventBody, Intent, MemberChange};
+
+use super::{quit_body, remove_and_maybe_delete, Outcome};
+use crate::room::Room;
+
+pub(super) fn member(
+    slot: &mut Option<Room>,
+    intent: &Intent,
+    event_id: &str,
+    change: &MemberChange,
+    now: i64,
+    out: &mut Outcome,
+) {
+    let sid = &intent.actor.sid;
+    // Not a member (any more): nothing to tell anyone, and no reply either.
+    let Some(room) = slot.as_mut() else { return };
+    let Some(stored) = room.member(sid).map(|m| m.actor.clone()) else {
+        return;
+    };
+    match change {
+        MemberChange::Nick { new } => {
+            let body = EventBody::Nick {
+                new: new.clone(),
+                event: event_id.to_string(),
+            };
+            let event = room.event(&intent.id, &stored, body, now);
+            out.event(event);
+            if let Some(m) = room.member_mut(sid) {
+                m.actor.nick = new.clone();
+            }
+        }
+        MemberChange::Away { message } => {
+            let Some(m) = room.member_mut(sid) else {
+                return;
+            };
+            if m.away.is_none() && message.is_none() {
+                return;
+            }
+            m.away = message.clone();
+            let body = EventBody::Away {
+                message: message.clone(),
+                event: event_id.to_string(),
+            };
+            let event = room.event(&intent.id, &stored, body, now);
+            out.event(event);
+        }
+        MemberChange::Quit { reason } => {
+            let event = room.event(&intent.id, &stored, quit_body(reason, event_id), now);
+            out.event(event);
+            remove_and_maybe_delete(slot, sid, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bus::schema::{Actor, EventBody, IntentBody, MemberChange};
+
+    use super::super::testing::*;
+    use super::super::Outcome;
+    use crate::room::Room;
+
+    fn change(slot: &mut Option<Room>, who: &Actor, change: MemberChange) -> Outcome {
+        run(
+            slot,
+            who,
+            IntentBody::Member {
+                room: "ops".into(),
+                event: "e1".into(),
+                change,
+            },
+        )
+    }
+
+    #[test]
+    fn nick_change_uses_old_identity() {
+        let alice = actor("alice", "gw1");
+        let mut slot = room_with(&alice, &[]);
+        let mut renamed = alice.clone();
+        renamed.nick = "alicia".into();
+        let out = change(
+            &mut slot,
+            &renamed,
+            MemberChange::Nick {
+                new: "alicia".into(),
+            },
+        );
+        let ev = out.events().next().unwrap();
+        assert_eq!(ev.actor.nick, "alice");
+        assert_eq!(
+            ev.body,
+            EventBody::Nick {
+                new: "alicia".into(),
+                event: "e1".into()
+            }
+        );
+        let room = slot.as_ref().unwrap();
+        assert_eq!(room.member("alice").unwrap().actor.nick, "alicia");
+        assert!(room.member_by_nick("ALICIA").is_some());
+    }
+
+    #[test]
+    fn away_set_and_clear() {
+        let alice = actor("alice", "gw1");
+        let mut slot = room_with(&alice, &[]);
+        let out = change(&mut slot, &alice, MemberChange::Away { message: None });
+        assert!(out.effects.is_empty(), "clearing when not away is not news");
+        let out = change(
+            &mut slot,
+            &alice,
+            MemberChange::Away {
+                message: Some("afk".into()),
+            },
+        );
+        assert_eq!(
+            out.events().next().unwrap().body,
+            EventBody::Away {
+                message: Some("afk".into()),
+                event: "e1".into()
+            }
+        );
+        assert!(slot
+            .as_ref()
+            .unwrap()
+            .member("alice")
+            .unwrap()
+            .away
+            .is_some());
+        let out = change(&mut slot, &alice, MemberChange::Away { message: None });
+        assert_eq!(out.events().count(), 1);
+        assert_eq!(slot.unwrap().seq, 3);
+    }
+
+    #[test]
+    fn quit_removes_and_non_members_are_ignored() {
+        let alice = actor("alice", "gw1");
+        let bob = actor("bob", "gw2");
+        let zed = actor("zed", "gw2");
+        let mut slot = room_with(&alice, &[&bob]);
+        assert!(
+            change(&mut slot, &zed, MemberChange::Quit { reason: "x".into() })
+                .effects
+                .is_empty()
+        );
+        let mut none = None;
+        assert!(
+            change(&mut none, &zed, MemberChange::Quit { reason: "x".into() })
+                .effects
+                .is_empty()
+        );
+        let out = change(
+            &mut slot,
+            &bob,
+            MemberChange::Quit {
+                reason: "Client Quit".into(),
+            },
+        );
+        assert_eq!(
+            out.events().next().unwrap().body,
+            EventBody::Quit {
+                reason: "Client Quit".into(),
+                event: "e1".into()
+            }
+        );
+        assert_eq!(out.emptied, vec!["gw2".to_string()]);
+        let out = change(
+            &mut slot,
+            &alice,
+            MemberChange::Quit {
+                reason: "bye".into(),
+            },
+        );
+        assert_eq!(out.events().count(), 1);
+        assert!(slot.is_none());
+    }
+}

@@ -1,0 +1,193 @@
+//! Room semantics as pure functions: room state + intent → effects.
+//!
+//! Nothing here does I/O. A handler mutates the room (or creates or deletes
+//! it through the `Option` slot) and returns an [`Outcome`]: the ordered
+//! effects the partition loop must carry out (bind, publish an event, a
+//! reply, a direct delivery) and the gateways that lost their last member
+//! here (candidates for an unbind at the end of the batch). Keeping the I/O
+//! out makes every rule testable without a broker, and makes replays
+//! deterministic: the same state and intent give the same events.
+
+mod expire;
+mod invite;
+mod join;
+mod kick;
+mod member;
+mod message;
+mod mode;
+mod names;
+mod part;
+mod topic;
+
+#[cfg(test)]
+pub mod testing;
+
+pub use expire::{expired, expiry_intent};
+
+use bus::schema::{
+    Direct, ErrorCode, EventBody, Intent, IntentBody, Reply, RoomEvent, SessionReply,
+    SCHEMA_VERSION,
+};
+
+use crate::room::Room;
+
+/// One thing the partition loop must do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Bind `gateway.<gateway>` to the room's key, and wait for it, before
+    /// anything after it is published. If the gateway queue no longer
+    /// exists, the loop undoes the intent (the joiner's gateway is gone).
+    Bind { gateway: String },
+    /// Publish a room event to `chat.rooms`.
+    Event(RoomEvent),
+    /// Publish a reply to the gateway queue of the session it answers.
+    Reply {
+        gateway: String,
+        reply: SessionReply,
+    },
+    /// Publish a direct delivery to one session's queue.
+    Direct { sid: String, direct: Direct },
+}
+
+/// What applying one intent (or one expiry sweep) produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    pub effects: Vec<Effect>,
+    /// Gateways whose member count in the room went to zero.
+    pub emptied: Vec<String>,
+}
+
+impl Outcome {
+    fn push(&mut self, effect: Effect) {
+        self.effects.push(effect);
+    }
+
+    fn event(&mut self, event: RoomEvent) {
+        self.effects.push(Effect::Event(event));
+    }
+
+    /// An answer to the intent's sender.
+    fn reply(&mut self, intent: &Intent, body: Reply) {
+        self.effects.push(Effect::Reply {
+            gateway: intent.actor.gateway.clone(),
+            reply: SessionReply {
+                v: SCHEMA_VERSION,
+                sid: intent.actor.sid.clone(),
+                intent: intent.id.clone(),
+                body,
+            },
+        });
+    }
+
+    /// A refusal with an empty detail.
+    fn error(&mut self, intent: &Intent, code: ErrorCode, target: &str) {
+        self.error_detail(intent, code, target, "");
+    }
+
+    fn error_detail(&mut self, intent: &Intent, code: ErrorCode, target: &str, detail: &str) {
+        let body = Reply::Error {
+            code,
+            target: target.to_string(),
+            detail: detail.to_string(),
+        };
+        self.reply(intent, body);
+    }
+
+    /// The events this outcome publishes.
+    #[cfg(test)]
+    pub fn events(&self) -> impl Iterator<Item = &RoomEvent> {
+        self.effects.iter().filter_map(|e| match e {
+            Effect::Event(ev) => Some(ev),
+            _ => None,
+        })
+    }
+}
+
+/// The metric label of an intent's operation.
+pub fn op_name(body: &IntentBody) -> &'static str {
+    match body {
+        IntentBody::Join { .. } => "join",
+        IntentBody::Part { .. } => "part",
+        IntentBody::Message { .. } => "message",
+        IntentBody::Topic { .. } => "topic",
+        IntentBody::Names { .. } => "names",
+        IntentBody::Who { .. } => "who",
+        IntentBody::Mode { .. } => "mode",
+        IntentBody::Kick { .. } => "kick",
+        IntentBody::Invite { .. } => "invite",
+        IntentBody::Member { .. } => "member",
+    }
+}
+
+/// Whether applying `intent` may need a bind (a join by a gateway with no
+/// member in the room yet). The loop keeps a copy of the room in that case
+/// so it can undo the join if the gateway turns out to be gone.
+pub fn may_bind(slot: &Option<Room>, intent: &Intent) -> bool {
+    matches!(intent.body, IntentBody::Join { .. })
+        && slot
+            .as_ref()
+            .is_none_or(|r| r.gateway_count(&intent.actor.gateway) == 0)
+}
+
+/// Applies one intent to its room (`slot` is `None` if the room does not
+/// exist; a handler may create or delete it). `now` is the router's clock.
+pub fn apply(slot: &mut Option<Room>, intent: &Intent, now: i64) -> Outcome {
+    let mut out = Outcome::default();
+    match &intent.body {
+        IntentBody::Join { room, key } => {
+            join::join(slot, intent, room, key.as_deref(), now, &mut out)
+        }
+        IntentBody::Part { room, reason } => part::part(slot, intent, room, reason, now, &mut out),
+        IntentBody::Message {
+            room,
+            kind,
+            text,
+            tags,
+        } => message::message(slot, intent, room, *kind, text, tags, now, &mut out),
+        IntentBody::Topic { room, topic } => {
+            topic::topic(slot, intent, room, topic.as_deref(), now, &mut out)
+        }
+        IntentBody::Names { room } => names::names(slot, intent, room, &mut out),
+        IntentBody::Who { room } => names::who(slot, intent, room, &mut out),
+        IntentBody::Mode { room, changes } => {
+            mode::mode(slot, intent, room, changes, now, &mut out)
+        }
+        IntentBody::Kick {
+            room,
+            target,
+            reason,
+        } => kick::kick(slot, intent, room, target, reason, now, &mut out),
+        IntentBody::Invite { room, target } => {
+            invite::invite(slot, intent, room, target, now, &mut out)
+        }
+        IntentBody::Member {
+            room: _,
+            event,
+            change,
+        } => member::member(slot, intent, event, change, now, &mut out),
+    }
+    out
+}
+
+/// Removes a member whose leave event was just emitted: notes its gateway
+/// for an unbind if it was the last one there, and deletes the room if it is
+/// now empty.
+fn remove_and_maybe_delete(slot: &mut Option<Room>, sid: &str, out: &mut Outcome) {
+    let Some(room) = slot.as_mut() else { return };
+    if let Some((member, emptied)) = room.remove_member(sid) {
+        if emptied {
+            out.emptied.push(member.actor.gateway);
+        }
+    }
+    if room.is_empty() {
+        *slot = None;
+    }
+}
+
+/// The event body used when a member leaves by quitting (also by expiry).
+fn quit_body(reason: &str, event: &str) -> EventBody {
+    EventBody::Quit {
+        reason: reason.to_string(),
+        event: event.to_string(),
+    }
+}

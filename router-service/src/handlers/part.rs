@@ -1,0 +1,97 @@
+//! PART: the member leaves; the room disappears with its last member.
+
+use bus::schema::{ErrorCode, EventBody, Intent};
+
+use super::{remove_and_maybe_delete, Outcome};
+use crate::room::Room;
+
+pub(super) fn part(
+    slot: &mut Option<Room>,
+    intent: &Intent,
+    name: &str,
+    reason: &Option<String>,
+    now: i64,
+    out: &mut Outcome,
+) {
+    let sid = &intent.actor.sid;
+    let Some(room) = slot.as_mut() else {
+        out.error(intent, ErrorCode::NoSuchChannel, name);
+        return;
+    };
+    if !room.is_member(sid) {
+        out.error(intent, ErrorCode::NotOnChannel, name);
+        return;
+    }
+    let event = room.event(
+        &intent.id,
+        &intent.actor,
+        EventBody::Part {
+            reason: reason.clone(),
+        },
+        now,
+    );
+    out.event(event);
+    remove_and_maybe_delete(slot, sid, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use bus::schema::{ErrorCode, EventBody, IntentBody};
+
+    use super::super::testing::*;
+
+    fn part(slot: &mut Option<crate::room::Room>, who: &bus::schema::Actor) -> super::Outcome {
+        run(
+            slot,
+            who,
+            IntentBody::Part {
+                room: "ops".into(),
+                reason: Some("bye".into()),
+            },
+        )
+    }
+
+    #[test]
+    fn part_emits_event_and_notes_unbind() {
+        let alice = actor("alice", "gw1");
+        let bob = actor("bob", "gw2");
+        let mut slot = room_with(&alice, &[&bob]);
+        let out = part(&mut slot, &bob);
+        let ev = out.events().next().unwrap();
+        assert_eq!(ev.seq, 3);
+        assert_eq!(
+            ev.body,
+            EventBody::Part {
+                reason: Some("bye".into())
+            }
+        );
+        assert_eq!(out.emptied, vec!["gw2".to_string()]);
+        assert!(!slot.as_ref().unwrap().is_member("bob"));
+    }
+
+    #[test]
+    fn last_part_deletes_the_room() {
+        let alice = actor("alice", "gw1");
+        let mut slot = room_with(&alice, &[]);
+        let out = part(&mut slot, &alice);
+        assert_eq!(out.events().count(), 1);
+        assert!(slot.is_none());
+        assert_eq!(out.emptied, vec!["gw1".to_string()]);
+    }
+
+    #[test]
+    fn part_errors() {
+        let alice = actor("alice", "gw1");
+        let bob = actor("bob", "gw1");
+        let mut slot = None;
+        assert_eq!(
+            errors(&part(&mut slot, &bob)),
+            vec![ErrorCode::NoSuchChannel]
+        );
+        let mut slot = room_with(&alice, &[]);
+        let out = part(&mut slot, &bob);
+        assert_eq!(errors(&out), vec![ErrorCode::NotOnChannel]);
+        assert_eq!(out.events().count(), 0);
+        assert_eq!(slot.unwrap().seq, 1);
+    }
+}

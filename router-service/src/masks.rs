@@ -1,0 +1,102 @@
+//! Ban masks: normalisation and case-insensitive glob matching.
+//!
+//! A ban is an IRC-style `nick!user@host` pattern where `*` matches any run
+//! of characters and `?` exactly one. Matching folds ASCII case, like room
+//! and nick names do (`CASEMAPPING=ascii`).
+
+/// Completes a partial mask the way IRC servers do, so that the stored ban
+/// always has the `nick!user@host` shape it is matched against:
+/// `nick` → `nick!*@*`, `nick!user` → `nick!user@*`, `user@host` →
+/// `*!user@host`. Empty parts become `*`.
+pub fn normalize(mask: &str) -> String {
+    let or_star = |s: &str| {
+        if s.is_empty() {
+            "*".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let (nick, rest) = match mask.split_once('!') {
+        Some((nick, rest)) => (or_star(nick), Some(rest)),
+        None => (String::new(), None),
+    };
+    match rest {
+        Some(rest) => match rest.split_once('@') {
+            Some((user, host)) => format!("{nick}!{}@{}", or_star(user), or_star(host)),
+            None => format!("{nick}!{}@*", or_star(rest)),
+        },
+        None => match mask.split_once('@') {
+            Some((user, host)) => format!("*!{}@{}", or_star(user), or_star(host)),
+            None => format!("{}!*@*", or_star(mask)),
+        },
+    }
+}
+
+/// Whether `subject` matches the glob `mask` (ASCII case-insensitive).
+///
+/// Iterative with single-star backtracking: linear in practice and at worst
+/// `O(len(mask) × len(subject))`, so a hostile mask cannot blow up the
+/// partition loop the way a naive recursive matcher could.
+pub fn matches(mask: &str, subject: &str) -> bool {
+    let p = mask.as_bytes();
+    let s = subject.as_bytes();
+    let (mut pi, mut si) = (0usize, 0usize);
+    // Position after the last `*` seen, and the subject position it was tried at.
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() && (p[pi] == b'?' || p[pi].eq_ignore_ascii_case(&s[si])) {
+            pi += 1;
+            si += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            pi += 1;
+            star = Some((pi, si));
+        } else if let Some((after_star, tried)) = star {
+            // Let the last star absorb one more character and retry.
+            pi = after_star;
+            si = tried + 1;
+            star = Some((after_star, si));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&b| b == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_partial_masks() {
+        assert_eq!(normalize("bob"), "bob!*@*");
+        assert_eq!(normalize("bob!u"), "bob!u@*");
+        assert_eq!(normalize("u@h.example"), "*!u@h.example");
+        assert_eq!(normalize("bob!u@h"), "bob!u@h");
+        assert_eq!(normalize("!u@"), "*!u@*");
+        assert_eq!(normalize("@h"), "*!*@h");
+        assert_eq!(normalize("*"), "*!*@*");
+    }
+
+    #[test]
+    fn globs_match_case_insensitively() {
+        assert!(matches("bob!*@*", "Bob!bobby@10.0.0.1"));
+        assert!(matches("*!*@10.0.0.?", "alice!al@10.0.0.7"));
+        assert!(!matches("*!*@10.0.0.?", "alice!al@10.0.0.77"));
+        assert!(matches("*", ""));
+        assert!(matches("a*b*c", "aXXbYYc"));
+        assert!(matches("a*b*c", "abc"));
+        assert!(!matches("a*b*c", "abca"));
+        assert!(matches("*c", "abcabc"));
+        assert!(!matches("", "x"));
+        assert!(matches("", ""));
+        assert!(!matches("bob!*@*", "bobby!u@h"));
+        assert!(matches("?ob!*@*", "ROB!u@h"));
+    }
+
+    #[test]
+    fn hostile_masks_stay_fast() {
+        let subject = "a".repeat(500);
+        let mask = format!("{}b", "*a".repeat(200));
+        assert!(!matches(&mask, &subject));
+    }
+}
