@@ -1,1 +1,190 @@
-fn main() {}
+//! edge-gateway: terminates IRC client connections and speaks the chat bus.
+//!
+//! Start-up order: admin port, NATS buckets, AMQP (topology, gateway queue
+//! consumer, dispatcher), the client listener; `/readyz` turns 200 only
+//! after all of that. On SIGTERM: stop accepting, end every session
+//! (QUIT published to its rooms, registry entries removed), then close.
+
+mod bus_link;
+mod census;
+mod config;
+mod dispatch;
+mod gateway;
+mod heartbeat;
+mod irc;
+mod kv_open;
+mod metrics;
+mod registry;
+mod sessions;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bus::admin::Readiness;
+use clap::Parser;
+use futures::StreamExt;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::bus_link::BusLink;
+use crate::config::Config;
+use crate::gateway::Gateway;
+use crate::registry::Registry;
+
+/// How long shutdown waits for connections to end their sessions.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "edge-gateway",
+    version,
+    about = "IRC edge gateway of the chat platform"
+)]
+struct Args {
+    /// TOML configuration file (defaults < file < CHAT__SECTION__KEY env).
+    #[arg(long, env = "CHAT_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let cfg: Config =
+        bus::config::load(args.config.as_deref()).context("loading the configuration")?;
+    bus::telemetry::init_tracing(&cfg.log);
+    let prometheus = bus::telemetry::init_metrics();
+    metrics::describe();
+
+    let (trigger, shutdown) = bus::shutdown::channel();
+    bus::shutdown::on_signals(trigger.clone());
+    let readiness = Readiness::default();
+    let nats_ready = readiness.register("nats");
+    let amqp_ready = readiness.register("amqp");
+    let admin = bus::admin::serve(
+        &cfg.admin.listen,
+        readiness.clone(),
+        prometheus,
+        shutdown.clone(),
+    )
+    .await
+    .with_context(|| format!("binding the admin port {}", cfg.admin.listen))?;
+
+    let id = cfg.gateway_id();
+    tracing::info!(gateway = %id, "starting");
+    let ttl = Duration::from_secs(cfg.bus.session_ttl_secs);
+    let buckets = match bus::kv::open(&cfg.nats, ttl).await {
+        Ok(b) => b,
+        Err(e) => {
+            // See kv_open: bus::kv::open cannot talk to NATS 2.9.
+            tracing::warn!(error = %e, "bus::kv::open failed; opening the buckets directly");
+            kv_open::open(&cfg.nats, ttl)
+                .await
+                .context("opening the NATS buckets")?
+        }
+    };
+    let nats_client = buckets.client.clone();
+    nats_ready.store(true, Ordering::SeqCst);
+
+    let link = BusLink::connect(&cfg.amqp.url, &id, &cfg.bus)
+        .await
+        .context("connecting to RabbitMQ")?;
+    let consumer = link
+        .consume_gateway_queue()
+        .await
+        .context("consuming the gateway queue")?;
+    let registry = Registry::new(buckets);
+    registry.census.refresh_now().await;
+    let gw = Arc::new(Gateway::new(
+        id.clone(),
+        cfg.irc.clone(),
+        cfg.bus.clone(),
+        link,
+        registry,
+    ));
+
+    let dispatcher = tokio::spawn(dispatch::run(
+        consumer,
+        gw.sessions.clone(),
+        shutdown.clone(),
+    ));
+    let listener = TcpListener::bind(&cfg.irc.listen)
+        .await
+        .with_context(|| format!("binding the IRC listener {}", cfg.irc.listen))?;
+    tracing::info!(addr = %listener.local_addr().context("listener address")?, queue = %bus::topology::gateway_queue(&id), "IRC listening");
+    amqp_ready.store(true, Ordering::SeqCst);
+
+    // A lost AMQP connection is fatal: without it no client can be served.
+    // Exit (non-zero) so the supervisor restarts us with a fresh queue.
+    let amqp_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let (trigger, failed, ready) = (trigger.clone(), amqp_failed.clone(), amqp_ready.clone());
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            let mut events = std::pin::pin!(gw.link.events());
+            while let Some(event) = events.next().await {
+                if let lapin::Event::Error(e) = event {
+                    tracing::error!(error = %e, "AMQP connection failed");
+                    ready.store(false, Ordering::SeqCst);
+                    failed.store(true, Ordering::SeqCst);
+                    trigger.fire();
+                    return;
+                }
+            }
+        });
+    }
+    // NATS reconnects by itself; readiness follows its state.
+    {
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = shutdown.wait() => return,
+                    _ = tick.tick() => {
+                        let up = nats_client.connection_state() == async_nats::connection::State::Connected;
+                        nats_ready.store(up, Ordering::SeqCst);
+                    }
+                }
+            }
+        });
+    }
+    tokio::spawn(heartbeat::run(gw.clone(), shutdown.clone()));
+
+    let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
+    let server = tokio::spawn(irc::serve(listener, gw.clone(), shutdown.clone(), drain_tx));
+
+    let mut stop = shutdown.clone();
+    let dispatcher_failed = tokio::select! {
+        _ = stop.wait() => false,
+        result = dispatcher => {
+            match result {
+                Ok(Ok(())) => false,
+                Ok(Err(e)) => { tracing::error!(error = %e, "dispatcher stopped"); true }
+                Err(e) => { tracing::error!(error = %e, "dispatcher panicked"); true }
+            }
+        }
+    };
+    trigger.fire();
+    readiness.set_draining();
+    tracing::info!(
+        connections = gw.connections(),
+        "shutting down: ending sessions"
+    );
+    let _ = server.await;
+    if tokio::time::timeout(DRAIN_TIMEOUT, drain_rx.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!(left = gw.connections(), "drain timed out");
+    }
+    gw.link.close().await;
+    let _ = admin.await;
+    if dispatcher_failed || amqp_failed.load(Ordering::SeqCst) {
+        bail!("stopped because the AMQP side failed");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

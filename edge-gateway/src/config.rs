@@ -1,0 +1,92 @@
+//! The gateway's configuration: `[gateway]`, `[irc]` and the sections every
+//! process shares (`bus::config`). Loaded with [`bus::config::load`], so a
+//! second gateway on one machine needs only environment overrides
+//! (`CHAT__IRC__LISTEN`, `CHAT__ADMIN__LISTEN`).
+
+use bus::config::{AdminConfig, AmqpConfig, BusConfig, LogConfig, NatsConfig};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub gateway: GatewaySection,
+    pub irc: IrcConfig,
+    pub amqp: AmqpConfig,
+    pub nats: NatsConfig,
+    pub bus: BusConfig,
+    pub admin: AdminConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GatewaySection {
+    /// Names the queue `gateway.<id>`. Empty: `gw-<8 random hex>`, chosen at
+    /// start ([`Config::gateway_id`]), so that restarts get a fresh queue.
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IrcConfig {
+    pub listen: String,
+    pub server_name: String,
+    pub network: String,
+    /// Message of the day, lines separated by `\n`; empty sends 422.
+    pub motd: String,
+    /// Send PING after this long without input from the client.
+    pub ping_interval_secs: u64,
+    /// Close the connection if nothing arrives this long after our PING.
+    pub ping_timeout_secs: u64,
+    pub registration_timeout_secs: u64,
+    /// Lines a client may send in a burst before fake lag starts.
+    pub flood_burst: u32,
+    /// Lines per second a client earns back; 0 disables flood control.
+    pub flood_rate: u32,
+    /// Bound of each client's outbound queue, in lines.
+    pub sendq_lines: usize,
+    pub max_connections: usize,
+}
+
+impl Default for IrcConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:6667".into(),
+            server_name: "irc.localhost".into(),
+            network: "ChatNet".into(),
+            motd: "Welcome to ChatNet.\nBe excellent to each other.".into(),
+            ping_interval_secs: 90,
+            ping_timeout_secs: 60,
+            registration_timeout_secs: 30,
+            flood_burst: 20,
+            flood_rate: 10,
+            sendq_lines: 4096,
+            max_connections: 10_000,
+        }
+    }
+}
+
+impl Config {
+    /// The configured id, or a fresh random one.
+    pub fn gateway_id(&self) -> String {
+        if self.gateway.id.is_empty() {
+            format!("gw-{:08x}", rand::random::<u32>())
+        } else {
+            self.gateway.id.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_without_a_file() {
+        let c: Config = bus::config::load(None).expect("defaults load");
+        assert_eq!(c.irc.listen, "0.0.0.0:6667");
+        assert_eq!(c.irc.flood_burst, 20);
+        let id = c.gateway_id();
+        assert!(id.starts_with("gw-") && id.len() == 11, "{id}");
+    }
+}

@@ -1,0 +1,135 @@
+//! IRCv3 capabilities: the ones this server offers and a client's enabled set.
+//!
+//! A set is a bitmask so the renderer can consult it for every line it
+//! produces at no cost.
+
+/// A capability this server supports. (`CapNotify` is the capability's
+/// own name, `cap-notify`.)
+#[allow(clippy::enum_variant_names)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cap {
+    CapNotify,
+    EchoMessage,
+    MessageTags,
+    MultiPrefix,
+    ServerTime,
+    Batch,
+}
+
+/// Every capability offered, in the order `CAP LS` lists them.
+pub const SUPPORTED: [Cap; 6] = [
+    Cap::CapNotify,
+    Cap::EchoMessage,
+    Cap::MessageTags,
+    Cap::MultiPrefix,
+    Cap::ServerTime,
+    Cap::Batch,
+];
+
+impl Cap {
+    pub fn name(self) -> &'static str {
+        match self {
+            Cap::CapNotify => "cap-notify",
+            Cap::EchoMessage => "echo-message",
+            Cap::MessageTags => "message-tags",
+            Cap::MultiPrefix => "multi-prefix",
+            Cap::ServerTime => "server-time",
+            Cap::Batch => "batch",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Cap> {
+        SUPPORTED.into_iter().find(|c| c.name() == name)
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// The capabilities a client has enabled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CapSet(u8);
+
+impl CapSet {
+    pub fn has(self, cap: Cap) -> bool {
+        self.0 & cap.bit() != 0
+    }
+
+    pub fn set(&mut self, cap: Cap, on: bool) {
+        if on {
+            self.0 |= cap.bit();
+        } else {
+            self.0 &= !cap.bit();
+        }
+    }
+
+    /// Space-separated names, for `CAP LIST`.
+    pub fn names(self) -> String {
+        SUPPORTED
+            .into_iter()
+            .filter(|c| self.has(*c))
+            .map(Cap::name)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// The `CAP LS` list.
+pub fn ls_list() -> String {
+    SUPPORTED.map(Cap::name).join(" ")
+}
+
+/// Parses a `CAP REQ` argument into `(cap, enable)` changes. `None` if any
+/// item is unknown or not allowed, since a request is granted all or
+/// nothing. A 302 client has `cap-notify` implicitly and may not drop it.
+pub fn parse_req(arg: &str, is_302: bool) -> Option<Vec<(Cap, bool)>> {
+    let mut changes = Vec::new();
+    for item in arg.split(' ').filter(|s| !s.is_empty()) {
+        let (name, on) = match item.strip_prefix('-') {
+            Some(n) => (n, false),
+            None => (item, true),
+        };
+        let cap = Cap::from_name(name)?;
+        if cap == Cap::CapNotify && !on && is_302 {
+            return None;
+        }
+        changes.push((cap, on));
+    }
+    if changes.is_empty() {
+        return None;
+    }
+    Some(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn req_is_all_or_nothing() {
+        assert_eq!(
+            parse_req("echo-message -server-time", false),
+            Some(vec![(Cap::EchoMessage, true), (Cap::ServerTime, false)])
+        );
+        assert_eq!(parse_req("echo-message sasl", false), None);
+        assert_eq!(parse_req("", false), None);
+        assert_eq!(parse_req("-cap-notify", true), None);
+        assert!(parse_req("-cap-notify", false).is_some());
+    }
+
+    #[test]
+    fn set_tracks_bits() {
+        let mut s = CapSet::default();
+        s.set(Cap::MessageTags, true);
+        s.set(Cap::Batch, true);
+        assert!(s.has(Cap::MessageTags) && !s.has(Cap::ServerTime));
+        assert_eq!(s.names(), "message-tags batch");
+        s.set(Cap::Batch, false);
+        assert_eq!(s.names(), "message-tags");
+        assert_eq!(
+            ls_list(),
+            "cap-notify echo-message message-tags multi-prefix server-time batch"
+        );
+    }
+}

@@ -1,0 +1,372 @@
+//! The protocol state of one IRC connection and the helpers commands use:
+//! sending lines, publishing intents (pipelined confirms), keeping the
+//! session record in NATS current, and reacting to what the bus delivers.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use bus::schema::{
+    Actor, Direct, EventBody, IntentBody, MessageKind, Reply, RoomEvent, SessionRecord,
+    SCHEMA_VERSION,
+};
+use bus::{names::fold, new_id, now_ms};
+use futures::stream::FuturesUnordered;
+use lapin::Consumer;
+use std::future::Future;
+use std::pin::Pin;
+use tokio::sync::mpsc;
+
+use super::caps::CapSet;
+use super::line::Message;
+use super::numeric::Numerics;
+use super::render::{self, View};
+use crate::bus_link::{confirmed, Outcome};
+use crate::gateway::Gateway;
+use crate::metrics;
+use crate::sessions::{Kill, Outbound, SessionShared};
+
+/// Recent cross-room event ids remembered per connection.
+const RECENT_EVENTS: usize = 128;
+/// Recent NOTICE intent ids, whose errors are not shown (NOTICE never
+/// triggers automatic replies).
+const RECENT_NOTICES: usize = 64;
+
+/// The bounded line queue to the transport's writer. Never waits: if the
+/// client does not read fast enough, it is disconnected.
+pub struct OutQueue {
+    tx: mpsc::Sender<String>,
+    kill: Arc<Kill>,
+}
+
+impl OutQueue {
+    pub fn new(tx: mpsc::Sender<String>, kill: Arc<Kill>) -> Self {
+        Self { tx, kill }
+    }
+
+    pub fn send(&self, line: String) {
+        match self.tx.try_send(line) {
+            Ok(()) => metrics::line_out(),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if self.kill.reason().is_none() {
+                    metrics::sendq_kill();
+                }
+                self.kill.kill("SendQ exceeded");
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Sends even when the queue is full (one last line, e.g. `ERROR`),
+    /// waiting at most a moment for room.
+    pub async fn send_last(&self, line: String) {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.tx.send(line)).await;
+    }
+}
+
+/// What a pending publisher confirm was for.
+pub enum Pending {
+    Intent,
+    /// A private message: on refusal the sender gets 401 (unless NOTICE);
+    /// on success its echo, if it asked for echo-message.
+    Direct {
+        target: String,
+        kind: MessageKind,
+        echo: Option<Message>,
+    },
+}
+
+/// `Sync` too, so that `&Client` may be held across an await in a spawned task.
+pub type ConfirmFuture = Pin<Box<dyn Future<Output = (Pending, Outcome)> + Send + Sync>>;
+
+/// State that exists once registration completed.
+pub struct Registered {
+    pub sid: String,
+    pub shared: Arc<SessionShared>,
+    /// Rooms the session is in (folded → display name), from the events.
+    pub rooms: BTreeMap<String, String>,
+}
+
+pub struct Client {
+    pub gw: Arc<Gateway>,
+    pub out: OutQueue,
+    pub kill: Arc<Kill>,
+    pub host: String,
+    pub nick: Option<String>,
+    /// Username as shown (`~ident`), once USER was given.
+    pub user: Option<String>,
+    pub realname: String,
+    pub caps: CapSet,
+    /// 0 until `CAP LS`; then 301 or the version given (302).
+    pub cap_version: u32,
+    /// CAP negotiation started before registration and not ended yet.
+    pub cap_negotiating: bool,
+    pub session: Option<Registered>,
+    pub umode_invisible: bool,
+    pub umode_wallops: bool,
+    /// Set by QUIT: the reason others see.
+    pub quit: Option<String>,
+    /// The connection is being closed (ERROR sent): no more notices.
+    pub closing: bool,
+    pub confirms: FuturesUnordered<ConfirmFuture>,
+    /// Set at registration, taken by the connection loop to poll.
+    pub inbox: Option<mpsc::Receiver<Outbound>>,
+    pub directs: Option<Consumer>,
+    recent_events: VecDeque<String>,
+    notice_intents: VecDeque<String>,
+}
+
+impl Client {
+    pub fn new(gw: Arc<Gateway>, out: OutQueue, kill: Arc<Kill>, host: String) -> Self {
+        Self {
+            gw,
+            out,
+            kill,
+            host,
+            nick: None,
+            user: None,
+            realname: String::new(),
+            caps: CapSet::default(),
+            cap_version: 0,
+            cap_negotiating: false,
+            session: None,
+            umode_invisible: false,
+            umode_wallops: false,
+            quit: None,
+            closing: false,
+            confirms: FuturesUnordered::new(),
+            inbox: None,
+            directs: None,
+            recent_events: VecDeque::new(),
+            notice_intents: VecDeque::new(),
+        }
+    }
+
+    pub fn server(&self) -> &str {
+        &self.gw.irc.server_name
+    }
+
+    /// The nick for numerics and prefixes: `*` until registration completed
+    /// (a requested nick is not the client's until it is claimed).
+    pub fn nick(&self) -> &str {
+        match (&self.session, &self.nick) {
+            (Some(_), Some(n)) => n,
+            _ => "*",
+        }
+    }
+
+    pub fn num(&self) -> Numerics<'_> {
+        Numerics::new(self.server(), self.nick())
+    }
+
+    pub fn send(&self, m: Message) {
+        self.out.send(m.to_wire());
+    }
+
+    pub fn send_all(&self, msgs: impl IntoIterator<Item = Message>) {
+        for m in msgs {
+            self.send(m);
+        }
+    }
+
+    pub fn sid(&self) -> &str {
+        self.session.as_ref().map(|s| s.sid.as_str()).unwrap_or("")
+    }
+
+    pub fn view(&self) -> View<'_> {
+        View {
+            server: self.server(),
+            sid: self.sid(),
+            nick: self.nick(),
+            caps: self.caps,
+        }
+    }
+
+    pub fn user(&self) -> &str {
+        self.user.as_deref().unwrap_or("~user")
+    }
+
+    /// `nick!user@host`.
+    pub fn source(&self) -> String {
+        format!("{}!{}@{}", self.nick(), self.user(), self.host)
+    }
+
+    /// The session's identity as the bus sees it.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            sid: self.sid().to_string(),
+            gateway: self.gw.id.clone(),
+            nick: self.nick().to_string(),
+            user: self.user().to_string(),
+            host: self.host.clone(),
+            realname: self.realname.clone(),
+            account: None,
+        }
+    }
+
+    pub fn rooms(&self) -> impl Iterator<Item = &String> {
+        self.session.iter().flat_map(|s| s.rooms.values())
+    }
+
+    pub fn in_room(&self, room: &str) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|s| s.rooms.contains_key(&fold(room)))
+    }
+
+    /// Publishes an intent and queues its confirm. Returns its id, or `None`
+    /// if it could not even be handed to the broker (the client is told).
+    pub async fn intent(&mut self, body: IntentBody) -> Option<String> {
+        let id = new_id();
+        let intent = bus::schema::Intent {
+            v: SCHEMA_VERSION,
+            id: id.clone(),
+            at: now_ms(),
+            actor: self.actor(),
+            body,
+        };
+        match self.gw.link.publish_intent(intent).await {
+            Ok(pending) => {
+                metrics::intent();
+                self.confirms.push(Box::pin(async move {
+                    (Pending::Intent, confirmed(pending).await)
+                }));
+                Some(id)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "publishing an intent failed");
+                self.bus_trouble();
+                None
+            }
+        }
+    }
+
+    /// Publishes a NOTICE-kind intent whose errors must not be answered.
+    pub async fn notice_intent(&mut self, body: IntentBody) {
+        if let Some(id) = self.intent(body).await {
+            if self.notice_intents.len() == RECENT_NOTICES {
+                self.notice_intents.pop_front();
+            }
+            self.notice_intents.push_back(id);
+        }
+    }
+
+    /// Tells the client its request did not reach the bus.
+    pub fn bus_trouble(&self) {
+        if self.closing {
+            return;
+        }
+        let m = Message::new("NOTICE")
+            .with_source(self.server())
+            .param(self.nick())
+            .text("*** Your request could not be delivered, please try again");
+        self.send(m);
+    }
+
+    /// True if `id` was already shown (and remembers it otherwise).
+    fn seen_event(&mut self, id: &str) -> bool {
+        if self.recent_events.iter().any(|e| e == id) {
+            return true;
+        }
+        if self.recent_events.len() == RECENT_EVENTS {
+            self.recent_events.pop_front();
+        }
+        self.recent_events.push_back(id.to_string());
+        false
+    }
+
+    /// Applies `change` to the session record and writes it to NATS.
+    pub async fn update_record(&self, change: impl FnOnce(&mut SessionRecord)) {
+        let Some(s) = &self.session else {
+            return;
+        };
+        let mut st = s.shared.state.lock().await;
+        change(&mut st.record);
+        if let Err(e) = self.gw.registry.put_session(&st.record).await {
+            tracing::warn!(sid = %s.sid, error = %e, "updating the session record failed");
+        }
+    }
+
+    /// Something from the dispatcher.
+    pub async fn on_outbound(&mut self, item: Outbound) {
+        match item {
+            Outbound::Event(ev) => self.on_event(&ev).await,
+            Outbound::Reply(r) => {
+                if let Reply::Error { .. } = r.body {
+                    if self.notice_intents.contains(&r.intent) {
+                        return;
+                    }
+                }
+                let lines = render::reply(&r.body, &self.view());
+                self.send_all(lines);
+            }
+        }
+    }
+
+    async fn on_event(&mut self, ev: &RoomEvent) {
+        let shared_id = match &ev.body {
+            EventBody::Quit { event, .. }
+            | EventBody::Nick { event, .. }
+            | EventBody::Away { event, .. } => Some(event),
+            _ => None,
+        };
+        let duplicate = shared_id.is_some_and(|id| self.seen_event(id));
+        if !duplicate {
+            let lines = render::event(ev, &self.view());
+            self.send_all(lines);
+        }
+        self.track_membership(ev).await;
+    }
+
+    /// Keeps the session's room list (and its NATS record) in step with
+    /// the events about itself.
+    async fn track_membership(&mut self, ev: &RoomEvent) {
+        let Some(s) = self.session.as_mut() else {
+            return;
+        };
+        let mine = ev.actor.sid == s.sid;
+        let changed = match &ev.body {
+            EventBody::Join if mine => s.rooms.insert(ev.room.clone(), ev.name.clone()).is_none(),
+            EventBody::Part { .. } | EventBody::Quit { .. } if mine => {
+                s.rooms.remove(&ev.room).is_some()
+            }
+            EventBody::Kick { target_sid, .. } if *target_sid == s.sid => {
+                s.rooms.remove(&ev.room).is_some()
+            }
+            _ => false,
+        };
+        if changed {
+            let names: Vec<String> = s.rooms.values().cloned().collect();
+            self.update_record(|r| r.rooms = names).await;
+        }
+    }
+
+    /// A delivery from `session.<sid>`.
+    pub fn on_direct(&mut self, d: &Direct) {
+        let lines = render::direct(d, &self.view());
+        self.send_all(lines);
+    }
+
+    /// A publisher confirm completed.
+    pub fn on_confirm(&mut self, pending: Pending, outcome: Outcome) {
+        match (pending, outcome) {
+            (Pending::Intent, Outcome::Confirmed) => {}
+            (Pending::Intent, _) => self.bus_trouble(),
+            (Pending::Direct { echo, .. }, Outcome::Confirmed) => {
+                if let Some(m) = echo {
+                    self.send(m);
+                }
+            }
+            (
+                Pending::Direct {
+                    kind: MessageKind::Notice,
+                    ..
+                },
+                _,
+            ) => {}
+            (Pending::Direct { target, .. }, _) => {
+                let m = self.num().no_such_nick(&target);
+                self.send(m);
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Command dispatch: one file per command family.
+
+mod channel;
+mod messaging;
+mod mode;
+mod query;
+pub mod registration;
+mod user;
+
+use super::client::Client;
+use super::line::Message;
+
+/// Commands a client may send before registration completes.
+const BEFORE_REGISTRATION: [&str; 7] = ["CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT"];
+
+/// Handles one parsed message.
+pub async fn dispatch(c: &mut Client, m: Message) {
+    let registered = c.session.is_some();
+    let cmd = m.command.as_str();
+    if !registered && !BEFORE_REGISTRATION.contains(&cmd) {
+        c.send(c.num().not_registered());
+        return;
+    }
+    match cmd {
+        "CAP" => registration::cap(c, &m).await,
+        "NICK" if registered => user::nick(c, &m).await,
+        "NICK" => registration::nick(c, &m).await,
+        "USER" => registration::user(c, &m).await,
+        "PASS" => registration::pass(c, &m),
+        "PING" => registration::ping(c, &m),
+        "PONG" => {}
+        "QUIT" => registration::quit(c, &m),
+        "JOIN" => channel::join(c, &m).await,
+        "PART" => channel::part(c, &m).await,
+        "TOPIC" => channel::topic(c, &m).await,
+        "NAMES" => channel::names(c, &m).await,
+        "LIST" => channel::list(c, &m).await,
+        "KICK" => channel::kick(c, &m).await,
+        "INVITE" => channel::invite(c, &m).await,
+        "PRIVMSG" | "NOTICE" | "TAGMSG" => messaging::message(c, &m).await,
+        "MODE" => mode::mode(c, &m).await,
+        "WHO" => query::who(c, &m).await,
+        "WHOIS" => query::whois(c, &m).await,
+        "ISON" => query::ison(c, &m).await,
+        "USERHOST" => query::userhost(c, &m).await,
+        "LUSERS" => query::lusers(c),
+        "MOTD" => query::motd(c),
+        "VERSION" => query::version(c),
+        "TIME" => query::time(c),
+        "AWAY" => user::away(c, &m).await,
+        other => c.send(c.num().unknown_command(other)),
+    }
+}
+
+/// Splits a comma-separated list, dropping empty items.
+fn split_list(s: &str) -> impl Iterator<Item = &str> {
+    s.split(',').filter(|x| !x.is_empty())
+}

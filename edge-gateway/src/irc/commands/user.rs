@@ -1,0 +1,121 @@
+//! Changes to the user itself after registration: NICK and AWAY. Both are
+//! member changes: one `Member` intent per room the session is in, all
+//! sharing one event id so that someone sharing several of those rooms is
+//! shown the change once.
+
+use bus::names::fold;
+use bus::new_id;
+use bus::schema::{IntentBody, MemberChange};
+
+use crate::irc::client::Client;
+use crate::irc::line::{truncated, Message};
+use crate::irc::numeric::*;
+use crate::irc::validate::{valid_nick, AWAYLEN};
+use crate::registry::RegistryError;
+
+/// Publishes `change` to every room the session is in.
+async fn announce(c: &mut Client, change: MemberChange) {
+    let event = new_id();
+    let rooms: Vec<String> = c.rooms().cloned().collect();
+    for room in rooms {
+        c.intent(IntentBody::Member {
+            room,
+            event: event.clone(),
+            change: change.clone(),
+        })
+        .await;
+    }
+}
+
+/// NICK after registration: claim the new nick, update the record,
+/// release the old claim, tell the client, then the rooms.
+pub async fn nick(c: &mut Client, m: &Message) {
+    let Some(new) = m.params.first().filter(|n| !n.is_empty()).cloned() else {
+        c.send(c.num().n(ERR_NONICKNAMEGIVEN).text("No nickname given"));
+        return;
+    };
+    if !valid_nick(&new) {
+        c.send(c.num().erroneous_nick(&new));
+        return;
+    }
+    let old = c.nick().to_string();
+    if new == old {
+        return;
+    }
+    let Some(session) = &c.session else {
+        return;
+    };
+    let (sid, shared) = (session.sid.clone(), session.shared.clone());
+    let gw = c.gw.clone();
+    {
+        let mut st = shared.state.lock().await;
+        if fold(&new) == fold(&old) {
+            // Same claim, other case: rewrite it with the new spelling.
+            match gw.registry.refresh_nick(&new, &sid, st.nick_rev).await {
+                Ok(rev) => st.nick_rev = rev,
+                Err(e) => {
+                    tracing::warn!(error = %e, "re-spelling a nick claim failed");
+                    drop(st);
+                    c.bus_trouble();
+                    return;
+                }
+            }
+        } else {
+            match gw.registry.claim_nick(&new, &sid).await {
+                Ok(rev) => {
+                    let old_rev = std::mem::replace(&mut st.nick_rev, rev);
+                    if let Err(e) = gw.registry.release_nick(&old, old_rev).await {
+                        tracing::warn!(error = %e, "releasing the old nick failed (it will age out)");
+                    }
+                }
+                Err(RegistryError::NickInUse) => {
+                    drop(st);
+                    c.send(c.num().nick_in_use(&new));
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming a nick failed");
+                    drop(st);
+                    c.bus_trouble();
+                    return;
+                }
+            }
+        }
+        st.record.actor.nick = new.clone();
+        if let Err(e) = gw.registry.put_session(&st.record).await {
+            tracing::warn!(error = %e, "updating the session record failed");
+        }
+    }
+    c.send(
+        Message::new("NICK")
+            .with_source(c.source())
+            .param(new.as_str()),
+    );
+    // The intents still carry the old identity: the router shows `old NICK new`.
+    announce(c, MemberChange::Nick { new: new.clone() }).await;
+    c.nick = Some(new);
+}
+
+/// `AWAY :message` sets, `AWAY` clears.
+pub async fn away(c: &mut Client, m: &Message) {
+    let message = m
+        .params
+        .first()
+        .filter(|t| !t.is_empty())
+        .map(|t| truncated(t, AWAYLEN));
+    let stored = message.clone();
+    c.update_record(|r| r.away = stored).await;
+    match &message {
+        Some(_) => c.send(
+            c.num()
+                .n(RPL_NOWAWAY)
+                .text("You have been marked as being away"),
+        ),
+        None => c.send(
+            c.num()
+                .n(RPL_UNAWAY)
+                .text("You are no longer marked as being away"),
+        ),
+    }
+    announce(c, MemberChange::Away { message }).await;
+}

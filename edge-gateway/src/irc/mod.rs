@@ -1,0 +1,91 @@
+//! The IRC front end: the TCP listener and the protocol modules.
+//!
+//! The core ([`conn`], [`client`], [`commands`], [`render`]) works on lines;
+//! [`transport`] adapts a byte stream to lines. A WebSocket transport can
+//! be added beside TCP without touching the core.
+
+pub mod caps;
+pub mod client;
+pub mod commands;
+pub mod conn;
+pub mod isupport;
+pub mod line;
+pub mod modestr;
+pub mod numeric;
+pub mod render;
+pub mod transport;
+pub mod validate;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bus::shutdown::Shutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::gateway::Gateway;
+use transport::{spawn_writer, LineReader};
+
+/// How long a closing connection's writer may take to flush its last lines.
+const WRITER_GRACE: Duration = Duration::from_secs(5);
+
+/// Accepts clients until shutdown. Each connection holds a clone of
+/// `drain`: when every clone is dropped, every connection has finished.
+pub async fn serve(
+    listener: TcpListener,
+    gw: Arc<Gateway>,
+    mut shutdown: Shutdown,
+    drain: mpsc::Sender<()>,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => spawn_connection(stream, peer, gw.clone(), shutdown.clone(), drain.clone()),
+                Err(e) => {
+                    // Usually out of file descriptors: back off a little.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+}
+
+fn spawn_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    gw: Arc<Gateway>,
+    shutdown: Shutdown,
+    drain: mpsc::Sender<()>,
+) {
+    tokio::spawn(async move {
+        let _drain = drain;
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY");
+        }
+        let host = validate::host_of(peer.ip());
+        let (read, write) = stream.into_split();
+        let (tx, rx) = mpsc::channel(gw.irc.sendq_lines.max(1));
+        let writer = spawn_writer(write, rx);
+        match gw.admit() {
+            Some(guard) => {
+                conn::run(gw.clone(), LineReader::new(read), tx, host, shutdown).await;
+                drop(guard);
+            }
+            None => {
+                let _ = tx
+                    .send(format!(
+                        "ERROR :Closing Link: {host} (Too many connections)"
+                    ))
+                    .await;
+                drop(tx);
+            }
+        }
+        let abort = writer.abort_handle();
+        if tokio::time::timeout(WRITER_GRACE, writer).await.is_err() {
+            abort.abort();
+        }
+    });
+}

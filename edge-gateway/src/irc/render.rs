@@ -1,0 +1,812 @@
+//! Bus → IRC: room events, router replies and direct deliveries rendered as
+//! the lines one particular client should see, given its capabilities.
+//!
+//! Pure functions of (message, [`View`]), so every capability combination
+//! is unit-tested without a socket. Cross-room de-duplication (one QUIT
+//! shown once however many rooms are shared) is the connection's job; it
+//! happens before rendering.
+
+use bus::schema::{
+    ClientTags, Direct, DirectBody, ErrorCode, EventBody, MemberInfo, MessageKind, Reply,
+    RoomEvent, TopicInfo,
+};
+use chrono::{DateTime, SecondsFormat};
+
+use super::caps::{Cap, CapSet};
+use super::line::{Message, MAX_BODY_BYTES};
+use super::modestr::format_changes;
+use super::numeric::*;
+use super::validate::channel_of;
+
+/// Who the lines are for.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    pub server: &'a str,
+    pub sid: &'a str,
+    pub nick: &'a str,
+    pub caps: CapSet,
+}
+
+impl View<'_> {
+    fn n(&self, code: u16) -> Message {
+        numeric(self.server, code, self.nick)
+    }
+}
+
+/// IRCv3 `server-time`: RFC 3339, UTC, milliseconds.
+pub fn server_time(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Seconds since the epoch from a bus timestamp. The bus speaks
+/// milliseconds; a value that can only be seconds is taken as is.
+pub fn epoch_secs(t: i64) -> i64 {
+    if t > 100_000_000_000 {
+        t / 1000
+    } else {
+        t
+    }
+}
+
+/// Adds `time`, `msgid` and client-only tags as the client's caps allow.
+pub fn tagged(
+    mut m: Message,
+    v: &View,
+    at: i64,
+    id: &str,
+    client_tags: Option<&ClientTags>,
+) -> Message {
+    if v.caps.has(Cap::ServerTime) {
+        m = m.tag("time", server_time(at));
+    }
+    if v.caps.has(Cap::MessageTags) {
+        if !id.is_empty() {
+            m = m.tag("msgid", id);
+        }
+        for (k, val) in client_tags.into_iter().flatten() {
+            m = m.tag(k.as_str(), val.as_str());
+        }
+    }
+    m
+}
+
+fn command_of(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::Privmsg => "PRIVMSG",
+        MessageKind::Notice => "NOTICE",
+        MessageKind::Tagmsg => "TAGMSG",
+    }
+}
+
+/// A PRIVMSG/NOTICE/TAGMSG line from `source` to `target`, or nothing for
+/// a TAGMSG the client cannot receive.
+#[allow(clippy::too_many_arguments)]
+pub fn chat_line(
+    source: &str,
+    target: &str,
+    kind: MessageKind,
+    text: &str,
+    tags: &ClientTags,
+    id: &str,
+    at: i64,
+    v: &View,
+) -> Option<Message> {
+    let m = Message::new(command_of(kind))
+        .with_source(source)
+        .param(target);
+    let m = match kind {
+        MessageKind::Tagmsg if !v.caps.has(Cap::MessageTags) => return None,
+        MessageKind::Tagmsg => m,
+        _ => m.text(text),
+    };
+    Some(tagged(m, v, at, id, Some(tags)))
+}
+
+/// The lines a room event shows this client.
+pub fn event(ev: &RoomEvent, v: &View) -> Vec<Message> {
+    let chan = channel_of(&ev.name);
+    let src = ev.actor.hostmask();
+    let mine = ev.actor.sid == v.sid;
+    let base = |cmd: &str| Message::new(cmd).with_source(src.as_str());
+    let m = match &ev.body {
+        EventBody::Join => base("JOIN").param(chan.as_str()),
+        EventBody::Part { reason: Some(r) } => base("PART").param(chan.as_str()).text(r.as_str()),
+        EventBody::Part { reason: None } => base("PART").param(chan.as_str()),
+        EventBody::Kick {
+            target_nick,
+            reason,
+            ..
+        } => base("KICK")
+            .param(chan.as_str())
+            .param(target_nick.as_str())
+            .text(reason.as_deref().unwrap_or(&ev.actor.nick)),
+        // Our own QUIT can only come from the router dropping us (our
+        // registry entry expired): tell the client it left the room.
+        EventBody::Quit { reason, .. } if mine => {
+            base("PART").param(chan.as_str()).text(reason.as_str())
+        }
+        EventBody::Quit { reason, .. } => base("QUIT").text(reason.as_str()),
+        // We told our own client directly when it changed nick.
+        EventBody::Nick { .. } if mine => return Vec::new(),
+        EventBody::Nick { new, .. } => base("NICK").param(new.as_str()),
+        // away-notify is a later issue.
+        EventBody::Away { .. } => return Vec::new(),
+        EventBody::Message { .. } if mine && !v.caps.has(Cap::EchoMessage) => return Vec::new(),
+        EventBody::Message { kind, text, tags } => {
+            return chat_line(&src, &chan, *kind, text, tags, &ev.id, ev.at, v)
+                .into_iter()
+                .collect()
+        }
+        EventBody::Topic { topic } => base("TOPIC").param(chan.as_str()).text(topic.as_str()),
+        EventBody::Mode { changes } => {
+            let mut m = base("MODE").param(chan.as_str());
+            for p in format_changes(changes) {
+                m = m.param(p);
+            }
+            m
+        }
+    };
+    vec![tagged(m, v, ev.at, &ev.id, None)]
+}
+
+/// The lines a direct delivery shows this client.
+pub fn direct(d: &Direct, v: &View) -> Vec<Message> {
+    let src = d.from.hostmask();
+    match &d.body {
+        DirectBody::Message { kind, text, tags } => {
+            chat_line(&src, v.nick, *kind, text, tags, &d.id, d.at, v)
+                .into_iter()
+                .collect()
+        }
+        DirectBody::Invite { name, .. } => {
+            let m = Message::new("INVITE")
+                .with_source(src)
+                .param(v.nick)
+                .param(channel_of(name));
+            vec![tagged(m, v, d.at, &d.id, None)]
+        }
+    }
+}
+
+fn member_prefix(m: &MemberInfo, multi: bool) -> &'static str {
+    match (m.op, m.voice) {
+        (true, true) if multi => "@+",
+        (true, _) => "@",
+        (false, true) => "+",
+        (false, false) => "",
+    }
+}
+
+fn topic_lines(chan: &str, topic: &TopicInfo, v: &View) -> Vec<Message> {
+    vec![
+        v.n(RPL_TOPIC).param(chan).text(topic.text.as_str()),
+        v.n(RPL_TOPICWHOTIME)
+            .param(chan)
+            .param(topic.set_by.as_str())
+            .param(epoch_secs(topic.set_at).to_string()),
+    ]
+}
+
+/// 353 lines (each under the line limit) and the closing 366.
+pub fn names_lines(chan: &str, members: &[MemberInfo], secret: bool, v: &View) -> Vec<Message> {
+    let symbol = if secret { "@" } else { "=" };
+    let multi = v.caps.has(Cap::MultiPrefix);
+    let head = v.n(RPL_NAMREPLY).param(symbol).param(chan).text("");
+    let budget = MAX_BODY_BYTES - 2 - head.to_wire().len();
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for m in members {
+        let entry = format!("{}{}", member_prefix(m, multi), m.nick);
+        if !current.is_empty() && current.len() + 1 + entry.len() > budget {
+            out.push(
+                v.n(RPL_NAMREPLY)
+                    .param(symbol)
+                    .param(chan)
+                    .text(std::mem::take(&mut current)),
+            );
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(&entry);
+    }
+    if !current.is_empty() {
+        out.push(v.n(RPL_NAMREPLY).param(symbol).param(chan).text(current));
+    }
+    out.push(v.n(RPL_ENDOFNAMES).param(chan).text("End of /NAMES list"));
+    out
+}
+
+/// One 352 line.
+pub fn who_line(chan: &str, m: &MemberInfo, v: &View) -> Message {
+    let flags = format!(
+        "{}{}",
+        if m.away { "G" } else { "H" },
+        member_prefix(m, v.caps.has(Cap::MultiPrefix))
+    );
+    who_reply(chan, &m.user, &m.host, &m.nick, &flags, &m.realname, v)
+}
+
+/// `352 <me> <chan> <user> <host> <server> <nick> <flags> :0 <realname>`.
+pub fn who_reply(
+    chan: &str,
+    user: &str,
+    host: &str,
+    nick: &str,
+    flags: &str,
+    realname: &str,
+    v: &View,
+) -> Message {
+    v.n(RPL_WHOREPLY)
+        .param(chan)
+        .param(user)
+        .param(host)
+        .param(v.server)
+        .param(nick)
+        .param(flags)
+        .text(format!("0 {realname}"))
+}
+
+/// The lines a router reply shows this client.
+pub fn reply(r: &Reply, v: &View) -> Vec<Message> {
+    match r {
+        Reply::Joined {
+            name,
+            topic,
+            members,
+            secret,
+            ..
+        } => {
+            let chan = channel_of(name);
+            let mut out = Vec::new();
+            if let Some(t) = topic.as_ref().filter(|t| !t.text.is_empty()) {
+                out.extend(topic_lines(&chan, t, v));
+            }
+            out.extend(names_lines(&chan, members, *secret, v));
+            out
+        }
+        Reply::Names {
+            name,
+            members,
+            secret,
+            ..
+        } => names_lines(&channel_of(name), members, *secret, v),
+        Reply::Who { name, members, .. } => {
+            let chan = channel_of(name);
+            let mut out: Vec<Message> = members.iter().map(|m| who_line(&chan, m, v)).collect();
+            out.push(
+                v.n(RPL_ENDOFWHO)
+                    .param(chan.as_str())
+                    .text("End of WHO list"),
+            );
+            out
+        }
+        Reply::Topic { name, topic, .. } => {
+            let chan = channel_of(name);
+            match topic.as_ref().filter(|t| !t.text.is_empty()) {
+                Some(t) => topic_lines(&chan, t, v),
+                None => vec![v
+                    .n(RPL_NOTOPIC)
+                    .param(chan.as_str())
+                    .text("No topic is set")],
+            }
+        }
+        Reply::Modes {
+            name,
+            modes,
+            args,
+            created_at,
+            ..
+        } => {
+            let chan = channel_of(name);
+            let modes = if modes.is_empty() {
+                "+"
+            } else {
+                modes.as_str()
+            };
+            let mut m = v.n(RPL_CHANNELMODEIS).param(chan.as_str()).param(modes);
+            for a in args {
+                m = m.param(a.as_str());
+            }
+            vec![
+                m,
+                v.n(RPL_CREATIONTIME)
+                    .param(chan.as_str())
+                    .param(epoch_secs(*created_at).to_string()),
+            ]
+        }
+        Reply::BanList { name, bans, .. } => {
+            let chan = channel_of(name);
+            let mut out: Vec<Message> = bans
+                .iter()
+                .map(|b| {
+                    v.n(RPL_BANLIST)
+                        .param(chan.as_str())
+                        .param(b.mask.as_str())
+                        .param(b.set_by.as_str())
+                        .param(epoch_secs(b.set_at).to_string())
+                })
+                .collect();
+            out.push(
+                v.n(RPL_ENDOFBANLIST)
+                    .param(chan.as_str())
+                    .text("End of channel ban list"),
+            );
+            out
+        }
+        Reply::Inviting { name, nick, .. } => {
+            vec![v
+                .n(RPL_INVITING)
+                .param(nick.as_str())
+                .param(channel_of(name))]
+        }
+        Reply::Error {
+            code,
+            target,
+            detail,
+        } => vec![error(*code, target, detail, v)],
+    }
+}
+
+/// The IRC numeric for a router error.
+pub fn error(code: ErrorCode, target: &str, detail: &str, v: &View) -> Message {
+    let chan = channel_of(target);
+    let chan = chan.as_str();
+    match code {
+        ErrorCode::NoSuchNick => v
+            .n(ERR_NOSUCHNICK)
+            .param(target)
+            .text("No such nick/channel"),
+        ErrorCode::NoSuchChannel => v.n(ERR_NOSUCHCHANNEL).param(chan).text("No such channel"),
+        ErrorCode::CannotSendToChan => v
+            .n(ERR_CANNOTSENDTOCHAN)
+            .param(chan)
+            .text("Cannot send to channel"),
+        ErrorCode::TooManyChannels => v
+            .n(ERR_TOOMANYCHANNELS)
+            .param(chan)
+            .text("You have joined too many channels"),
+        ErrorCode::UserNotInChannel => v
+            .n(ERR_USERNOTINCHANNEL)
+            .param(target)
+            .param(channel_of(detail))
+            .text("They aren't on that channel"),
+        ErrorCode::NotOnChannel => v
+            .n(ERR_NOTONCHANNEL)
+            .param(chan)
+            .text("You're not on that channel"),
+        ErrorCode::UserOnChannel => v
+            .n(ERR_USERONCHANNEL)
+            .param(target)
+            .param(channel_of(detail))
+            .text("is already on channel"),
+        ErrorCode::NeedMoreParams => v
+            .n(ERR_NEEDMOREPARAMS)
+            .param(target)
+            .text("Not enough parameters"),
+        ErrorCode::ChannelIsFull => v
+            .n(ERR_CHANNELISFULL)
+            .param(chan)
+            .text("Cannot join channel (+l)"),
+        ErrorCode::UnknownMode => v
+            .n(ERR_UNKNOWNMODE)
+            .param(detail)
+            .text("is unknown mode char to me"),
+        ErrorCode::InviteOnlyChan => v
+            .n(ERR_INVITEONLYCHAN)
+            .param(chan)
+            .text("Cannot join channel (+i)"),
+        ErrorCode::BannedFromChan => v
+            .n(ERR_BANNEDFROMCHAN)
+            .param(chan)
+            .text("Cannot join channel (+b)"),
+        ErrorCode::BadChannelKey => v
+            .n(ERR_BADCHANNELKEY)
+            .param(chan)
+            .text("Cannot join channel (+k)"),
+        ErrorCode::BadChanMask => v.n(ERR_BADCHANMASK).param(chan).text("Bad Channel Mask"),
+        ErrorCode::ChanOpPrivsNeeded => v
+            .n(ERR_CHANOPRIVSNEEDED)
+            .param(chan)
+            .text("You're not channel operator"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bus::schema::{Actor, BanEntry, ModeChange};
+
+    fn actor(sid: &str, nick: &str) -> Actor {
+        Actor {
+            sid: sid.into(),
+            gateway: "g".into(),
+            nick: nick.into(),
+            user: "~u".into(),
+            host: "h".into(),
+            realname: "Real Name".into(),
+            account: None,
+        }
+    }
+
+    fn ev(sid: &str, nick: &str, body: EventBody) -> RoomEvent {
+        RoomEvent {
+            v: 1,
+            room: "ops".into(),
+            name: "Ops".into(),
+            seq: 1,
+            id: "m1".into(),
+            at: 1_763_787_775_123,
+            actor: actor(sid, nick),
+            body,
+        }
+    }
+
+    fn view(caps: &[Cap]) -> View<'static> {
+        let mut set = CapSet::default();
+        for c in caps {
+            set.set(*c, true);
+        }
+        View {
+            server: "srv",
+            sid: "me",
+            nick: "alice",
+            caps: set,
+        }
+    }
+
+    fn wire(msgs: Vec<Message>) -> Vec<String> {
+        msgs.into_iter().map(|m| m.to_wire()).collect()
+    }
+
+    fn msg(kind: MessageKind, text: &str) -> EventBody {
+        let mut tags = ClientTags::new();
+        tags.insert("+draft/react".into(), "x y".into());
+        EventBody::Message {
+            kind,
+            text: text.into(),
+            tags,
+        }
+    }
+
+    #[test]
+    fn time_format() {
+        assert_eq!(server_time(1_763_787_775_123), "2025-11-22T05:02:55.123Z");
+        assert_eq!(epoch_secs(1_763_787_775_123), 1_763_787_775);
+        assert_eq!(epoch_secs(1_763_787_775), 1_763_787_775);
+    }
+
+    #[test]
+    fn message_without_caps_is_bare() {
+        let e = ev("bob", "bob", msg(MessageKind::Privmsg, "hi there"));
+        assert_eq!(
+            wire(event(&e, &view(&[]))),
+            vec![":bob!~u@h PRIVMSG #Ops :hi there"]
+        );
+    }
+
+    #[test]
+    fn message_with_tags_caps() {
+        let e = ev("bob", "bob", msg(MessageKind::Privmsg, "hi"));
+        assert_eq!(
+            wire(event(&e, &view(&[Cap::ServerTime, Cap::MessageTags]))),
+            vec!["@time=2025-11-22T05:02:55.123Z;msgid=m1;+draft/react=x\\sy :bob!~u@h PRIVMSG #Ops :hi"]
+        );
+        assert_eq!(
+            wire(event(&e, &view(&[Cap::ServerTime]))),
+            vec!["@time=2025-11-22T05:02:55.123Z :bob!~u@h PRIVMSG #Ops :hi"]
+        );
+    }
+
+    #[test]
+    fn own_message_only_with_echo() {
+        let e = ev("me", "alice", msg(MessageKind::Notice, "x"));
+        assert!(event(&e, &view(&[])).is_empty());
+        assert_eq!(
+            wire(event(&e, &view(&[Cap::EchoMessage]))),
+            vec![":alice!~u@h NOTICE #Ops :x"]
+        );
+    }
+
+    #[test]
+    fn tagmsg_needs_message_tags() {
+        let e = ev("bob", "bob", msg(MessageKind::Tagmsg, ""));
+        assert!(event(&e, &view(&[])).is_empty());
+        assert_eq!(
+            wire(event(&e, &view(&[Cap::MessageTags]))),
+            vec!["@msgid=m1;+draft/react=x\\sy :bob!~u@h TAGMSG #Ops"]
+        );
+    }
+
+    #[test]
+    fn membership_events() {
+        let v = view(&[]);
+        assert_eq!(
+            wire(event(&ev("bob", "bob", EventBody::Join), &v)),
+            vec![":bob!~u@h JOIN #Ops"]
+        );
+        assert_eq!(
+            wire(event(
+                &ev(
+                    "bob",
+                    "bob",
+                    EventBody::Part {
+                        reason: Some("bye now".into())
+                    }
+                ),
+                &v
+            )),
+            vec![":bob!~u@h PART #Ops :bye now"]
+        );
+        assert_eq!(
+            wire(event(
+                &ev("bob", "bob", EventBody::Part { reason: None }),
+                &v
+            )),
+            vec![":bob!~u@h PART #Ops"]
+        );
+        let kick = EventBody::Kick {
+            target_sid: "me".into(),
+            target_nick: "alice".into(),
+            reason: None,
+        };
+        assert_eq!(
+            wire(event(&ev("bob", "bob", kick), &v)),
+            vec![":bob!~u@h KICK #Ops alice :bob"]
+        );
+        let quit = EventBody::Quit {
+            reason: "Quit: later".into(),
+            event: "e".into(),
+        };
+        assert_eq!(
+            wire(event(&ev("bob", "bob", quit), &v)),
+            vec![":bob!~u@h QUIT :Quit: later"]
+        );
+        let nick = EventBody::Nick {
+            new: "robert".into(),
+            event: "e".into(),
+        };
+        assert_eq!(
+            wire(event(&ev("bob", "bob", nick.clone()), &v)),
+            vec![":bob!~u@h NICK robert"]
+        );
+        assert!(
+            event(&ev("me", "alice", nick), &v).is_empty(),
+            "own nick change is sent directly"
+        );
+        let away = EventBody::Away {
+            message: Some("x".into()),
+            event: "e".into(),
+        };
+        assert!(event(&ev("bob", "bob", away), &v).is_empty());
+    }
+
+    #[test]
+    fn topic_and_mode_events() {
+        let v = view(&[]);
+        let topic = EventBody::Topic {
+            topic: "new topic".into(),
+        };
+        assert_eq!(
+            wire(event(&ev("bob", "bob", topic), &v)),
+            vec![":bob!~u@h TOPIC #Ops :new topic"]
+        );
+        let changes = vec![
+            ModeChange {
+                add: true,
+                mode: 'o',
+                arg: Some("alice".into()),
+            },
+            ModeChange {
+                add: false,
+                mode: 'v',
+                arg: Some("carol".into()),
+            },
+        ];
+        assert_eq!(
+            wire(event(&ev("bob", "bob", EventBody::Mode { changes }), &v)),
+            vec![":bob!~u@h MODE #Ops +o-v alice carol"]
+        );
+    }
+
+    fn member(nick: &str, op: bool, voice: bool) -> MemberInfo {
+        MemberInfo {
+            nick: nick.into(),
+            user: "~u".into(),
+            host: "h".into(),
+            realname: "R".into(),
+            account: None,
+            op,
+            voice,
+            away: nick == "away",
+            gateway: "g".into(),
+        }
+    }
+
+    #[test]
+    fn joined_reply_with_and_without_multi_prefix() {
+        let r = Reply::Joined {
+            room: "ops".into(),
+            name: "Ops".into(),
+            topic: Some(TopicInfo {
+                text: "t".into(),
+                set_by: "bob".into(),
+                set_at: 1_000_000_000_000,
+            }),
+            members: vec![
+                member("alice", true, true),
+                member("bob", false, true),
+                member("carol", false, false),
+            ],
+            secret: false,
+        };
+        assert_eq!(
+            wire(reply(&r, &view(&[]))),
+            vec![
+                ":srv 332 alice #Ops :t",
+                ":srv 333 alice #Ops bob 1000000000",
+                ":srv 353 alice = #Ops :@alice +bob carol",
+                ":srv 366 alice #Ops :End of /NAMES list",
+            ]
+        );
+        let lines = wire(reply(&r, &view(&[Cap::MultiPrefix])));
+        assert_eq!(lines[2], ":srv 353 alice = #Ops :@+alice +bob carol");
+    }
+
+    #[test]
+    fn names_split_under_the_limit_and_secret_symbol() {
+        let members: Vec<MemberInfo> = (0..200)
+            .map(|i| member(&format!("nick{i:03}"), false, false))
+            .collect();
+        let lines = names_lines("#Ops", &members, true, &view(&[]));
+        assert!(lines.len() > 3);
+        let mut count = 0;
+        for l in &lines[..lines.len() - 1] {
+            let w = l.to_wire();
+            assert!(w.len() <= 510, "{}", w.len());
+            assert!(w.starts_with(":srv 353 alice @ #Ops :"));
+            count += w.rsplit(':').next().unwrap().split(' ').count();
+        }
+        assert_eq!(count, 200);
+    }
+
+    #[test]
+    fn who_topic_modes_bans_inviting() {
+        let v = view(&[]);
+        let r = Reply::Who {
+            room: "ops".into(),
+            name: "Ops".into(),
+            members: vec![member("away", true, true)],
+        };
+        assert_eq!(
+            wire(reply(&r, &v)),
+            vec![
+                ":srv 352 alice #Ops ~u h srv away G@ :0 R",
+                ":srv 315 alice #Ops :End of WHO list"
+            ]
+        );
+        assert_eq!(
+            wire(reply(&r, &view(&[Cap::MultiPrefix])))[0],
+            ":srv 352 alice #Ops ~u h srv away G@+ :0 R"
+        );
+        let r = Reply::Topic {
+            room: "ops".into(),
+            name: "Ops".into(),
+            topic: None,
+        };
+        assert_eq!(
+            wire(reply(&r, &v)),
+            vec![":srv 331 alice #Ops :No topic is set"]
+        );
+        let r = Reply::Modes {
+            room: "ops".into(),
+            name: "Ops".into(),
+            modes: "+ntk".into(),
+            args: vec!["key".into()],
+            created_at: 1_700_000_000_000,
+        };
+        assert_eq!(
+            wire(reply(&r, &v)),
+            vec![
+                ":srv 324 alice #Ops +ntk key",
+                ":srv 329 alice #Ops 1700000000"
+            ]
+        );
+        let r = Reply::BanList {
+            room: "ops".into(),
+            name: "Ops".into(),
+            bans: vec![BanEntry {
+                mask: "*!*@x".into(),
+                set_by: "bob".into(),
+                set_at: 5_000,
+            }],
+        };
+        assert_eq!(
+            wire(reply(&r, &v)),
+            vec![
+                ":srv 367 alice #Ops *!*@x bob 5000",
+                ":srv 368 alice #Ops :End of channel ban list"
+            ]
+        );
+        let r = Reply::Inviting {
+            room: "ops".into(),
+            name: "Ops".into(),
+            nick: "bob".into(),
+        };
+        assert_eq!(wire(reply(&r, &v)), vec![":srv 341 alice bob #Ops"]);
+    }
+
+    #[test]
+    fn errors_map_to_numerics() {
+        let v = view(&[]);
+        let e = |code, target: &str, detail: &str| error(code, target, detail, &v).to_wire();
+        assert_eq!(
+            e(ErrorCode::NoSuchNick, "bob", ""),
+            ":srv 401 alice bob :No such nick/channel"
+        );
+        assert_eq!(
+            e(ErrorCode::NoSuchChannel, "x", ""),
+            ":srv 403 alice #x :No such channel"
+        );
+        assert_eq!(
+            e(ErrorCode::UserNotInChannel, "bob", "Ops"),
+            ":srv 441 alice bob #Ops :They aren't on that channel"
+        );
+        assert_eq!(
+            e(ErrorCode::UserOnChannel, "bob", "Ops"),
+            ":srv 443 alice bob #Ops :is already on channel"
+        );
+        assert_eq!(
+            e(ErrorCode::UnknownMode, "Ops", "Z"),
+            ":srv 472 alice Z :is unknown mode char to me"
+        );
+        assert_eq!(
+            e(ErrorCode::BadChannelKey, "Ops", ""),
+            ":srv 475 alice #Ops :Cannot join channel (+k)"
+        );
+        assert_eq!(
+            e(ErrorCode::ChanOpPrivsNeeded, "Ops", ""),
+            ":srv 482 alice #Ops :You're not channel operator"
+        );
+        assert_eq!(
+            e(ErrorCode::NeedMoreParams, "MODE", ""),
+            ":srv 461 alice MODE :Not enough parameters"
+        );
+    }
+
+    #[test]
+    fn directs() {
+        let d = Direct {
+            v: 1,
+            id: "d1".into(),
+            at: 0,
+            from: actor("bob", "bob"),
+            body: DirectBody::Message {
+                kind: MessageKind::Privmsg,
+                text: "psst".into(),
+                tags: ClientTags::new(),
+            },
+        };
+        assert_eq!(
+            wire(direct(&d, &view(&[]))),
+            vec![":bob!~u@h PRIVMSG alice :psst"]
+        );
+        assert_eq!(
+            wire(direct(&d, &view(&[Cap::MessageTags]))),
+            vec!["@msgid=d1 :bob!~u@h PRIVMSG alice :psst"]
+        );
+        let d = Direct {
+            body: DirectBody::Invite {
+                room: "ops".into(),
+                name: "Ops".into(),
+            },
+            ..d
+        };
+        assert_eq!(
+            wire(direct(&d, &view(&[]))),
+            vec![":bob!~u@h INVITE alice #Ops"]
+        );
+    }
+}

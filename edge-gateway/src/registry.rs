@@ -1,0 +1,230 @@
+//! The gateway's view of the NATS buckets: nick claims, session records,
+//! lookups (WHOIS, ISON, WHO of a nick, private message targets) and the
+//! room listing (LIST); LUSERS counts are in [`crate::census`].
+//!
+//! Nothing here is authoritative about rooms; it is the cluster-wide,
+//! expiring "who is online" directory every gateway shares.
+
+use crate::census::Census;
+use async_nats::jetstream::kv::{CreateErrorKind, Store, UpdateErrorKind};
+use bus::kv::{self, Buckets};
+use bus::names::fold;
+use bus::schema::{NickClaim, RoomRecord, SessionRecord};
+use futures::{StreamExt, TryStreamExt};
+use serde::de::DeserializeOwned;
+
+/// Parallel lookups when fetching many records (LIST, WHOIS channels).
+const FETCH_CONCURRENCY: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("the nick is already claimed")]
+    NickInUse,
+    /// Our claim was replaced by someone else's.
+    #[error("the nick claim was lost")]
+    NickLost,
+    #[error("NATS key-value {op}: {detail}")]
+    Kv { op: &'static str, detail: String },
+}
+
+fn kv_err(op: &'static str) -> impl FnOnce(String) -> RegistryError {
+    move |detail| RegistryError::Kv { op, detail }
+}
+
+pub struct Registry {
+    buckets: Buckets,
+    pub census: Census,
+}
+
+impl Registry {
+    pub fn new(buckets: Buckets) -> Self {
+        Self {
+            census: Census::new(&buckets),
+            buckets,
+        }
+    }
+
+    /// Claims `nick` for `sid`; fails with [`RegistryError::NickInUse`] if
+    /// anyone (in any case) holds it. Returns the claim's revision.
+    pub async fn claim_nick(&self, nick: &str, sid: &str) -> Result<u64, RegistryError> {
+        let claim = NickClaim {
+            sid: sid.to_string(),
+            nick: nick.to_string(),
+        };
+        match self
+            .buckets
+            .nicks
+            .create(kv::nick_key(nick), to_bytes(&claim))
+            .await
+        {
+            Ok(rev) => Ok(rev),
+            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Err(RegistryError::NickInUse),
+            Err(e) => Err(kv_err("create nick")(e.to_string())),
+        }
+    }
+
+    /// Re-writes our claim (heartbeat, or a change of case) if it is still
+    /// the one at `rev`. If the claim aged out meanwhile it is taken again;
+    /// if someone else holds it now, [`RegistryError::NickLost`].
+    pub async fn refresh_nick(
+        &self,
+        nick: &str,
+        sid: &str,
+        rev: u64,
+    ) -> Result<u64, RegistryError> {
+        let claim = NickClaim {
+            sid: sid.to_string(),
+            nick: nick.to_string(),
+        };
+        let key = kv::nick_key(nick);
+        match self.buckets.nicks.update(&key, to_bytes(&claim), rev).await {
+            Ok(rev) => Ok(rev),
+            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {
+                match self.nick_claim(nick).await? {
+                    Some(c) if c.sid != sid => Err(RegistryError::NickLost),
+                    // Ours but at another revision (should not happen), or
+                    // aged out: take it (again) unless someone beats us.
+                    _ => match self.buckets.nicks.entry(&key).await {
+                        Ok(Some(entry)) => self
+                            .buckets
+                            .nicks
+                            .update(&key, to_bytes(&claim), entry.revision)
+                            .await
+                            .map_err(|_| RegistryError::NickLost),
+                        Ok(None) => self.claim_nick(nick, sid).await.map_err(|e| match e {
+                            RegistryError::NickInUse => RegistryError::NickLost,
+                            other => other,
+                        }),
+                        Err(e) => Err(kv_err("nick entry")(e.to_string())),
+                    },
+                }
+            }
+            Err(e) => Err(kv_err("update nick")(e.to_string())),
+        }
+    }
+
+    /// Releases our claim on `nick`, unless it changed hands since `rev`.
+    pub async fn release_nick(&self, nick: &str, rev: u64) -> Result<(), RegistryError> {
+        match self
+            .buckets
+            .nicks
+            .delete_expect_revision(kv::nick_key(nick), Some(rev))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Ok(()),
+            Err(e) => Err(kv_err("delete nick")(e.to_string())),
+        }
+    }
+
+    pub async fn put_session(&self, rec: &SessionRecord) -> Result<(), RegistryError> {
+        self.buckets
+            .sessions
+            .put(kv::session_key(&rec.actor.sid), to_bytes(rec))
+            .await
+            .map(|_| ())
+            .map_err(|e| kv_err("put session")(e.to_string()))
+    }
+
+    pub async fn delete_session(&self, sid: &str) -> Result<(), RegistryError> {
+        self.buckets
+            .sessions
+            .delete(kv::session_key(sid))
+            .await
+            .map_err(|e| kv_err("delete session")(e.to_string()))
+    }
+
+    /// Who holds `nick` (any case), if anyone.
+    pub async fn nick_claim(&self, nick: &str) -> Result<Option<NickClaim>, RegistryError> {
+        get_json(&self.buckets.nicks, kv::nick_key(nick), "get nick").await
+    }
+
+    pub async fn session(&self, sid: &str) -> Result<Option<SessionRecord>, RegistryError> {
+        get_json(&self.buckets.sessions, kv::session_key(sid), "get session").await
+    }
+
+    /// The live session using `nick`: the claim, then its record. A claim
+    /// whose record is gone (or names another nick) counts as nobody.
+    pub async fn session_by_nick(
+        &self,
+        nick: &str,
+    ) -> Result<Option<SessionRecord>, RegistryError> {
+        let Some(claim) = self.nick_claim(nick).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .session(&claim.sid)
+            .await?
+            .filter(|rec| fold(&rec.actor.nick) == fold(nick)))
+    }
+
+    /// A room's record (by folded name).
+    pub async fn room(&self, folded: &str) -> Result<Option<RoomRecord>, RegistryError> {
+        get_json(&self.buckets.rooms, kv::room_key(folded), "get room").await
+    }
+
+    /// Up to `limit` room records, in no particular order.
+    pub async fn rooms(&self, limit: usize) -> Result<Vec<RoomRecord>, RegistryError> {
+        let mut keys = subject_keys(&self.buckets.rooms).await?;
+        keys.truncate(limit);
+        let rooms: Vec<String> = keys.iter().filter_map(|k| kv::room_from_key(k)).collect();
+        Ok(self.rooms_named(rooms).await)
+    }
+
+    /// Fetches several rooms' records concurrently (missing ones skipped).
+    pub async fn rooms_named(&self, folded: Vec<String>) -> Vec<RoomRecord> {
+        futures::stream::iter(folded)
+            .map(|room| async move { self.room(&room).await.ok().flatten() })
+            .buffer_unordered(FETCH_CONCURRENCY)
+            .filter_map(|r| async move { r })
+            .collect()
+            .await
+    }
+}
+
+/// The keys of a bucket from its stream's per-subject listing: one
+/// request, unlike `kv::Store::keys`, which can stall while the bucket is
+/// being written. Deleted keys whose delete marker is still stored are
+/// included; readers treat a listed key as "maybe present".
+pub async fn subject_keys(store: &Store) -> Result<Vec<String>, RegistryError> {
+    let filter = format!("{}>", store.prefix);
+    let subjects = store
+        .stream
+        .info_with_subjects(&filter)
+        .await
+        .map_err(|e| kv_err("list keys")(e.to_string()))?;
+    let subjects: Vec<(String, usize)> = subjects
+        .try_collect()
+        .await
+        .map_err(|e| kv_err("list keys")(e.to_string()))?;
+    Ok(subjects
+        .into_iter()
+        .filter_map(|(subject, _)| subject.strip_prefix(&store.prefix).map(str::to_string))
+        .collect())
+}
+
+fn to_bytes<T: serde::Serialize>(value: &T) -> bytes::Bytes {
+    // Our record types are plain data; serialising them cannot fail.
+    serde_json::to_vec(value).unwrap_or_default().into()
+}
+
+async fn get_json<T: DeserializeOwned>(
+    store: &Store,
+    key: String,
+    op: &'static str,
+) -> Result<Option<T>, RegistryError> {
+    let Some(bytes) = store
+        .get(key.as_str())
+        .await
+        .map_err(|e| kv_err(op)(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) => {
+            tracing::warn!(%key, error = %e, "ignoring an undecodable record");
+            Ok(None)
+        }
+    }
+}

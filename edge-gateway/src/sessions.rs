@@ -1,0 +1,139 @@
+//! The local sessions: sid → handle. The dispatcher and the heartbeat reach
+//! connections only through this map.
+//!
+//! Each session has a bounded outbound queue (`irc.sendq_lines`). Delivery
+//! never waits: a full queue means the client is not keeping up, and it is
+//! disconnected ("SendQ exceeded") rather than slowing everyone else.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use bus::schema::{RoomEvent, SessionRecord, SessionReply};
+use tokio::sync::{mpsc, Notify};
+
+use crate::metrics;
+
+/// What the dispatcher hands a connection.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    Event(Arc<RoomEvent>),
+    Reply(Arc<SessionReply>),
+}
+
+/// A request to end a connection from outside its task (SendQ exceeded,
+/// nick claim lost). The first reason given wins.
+#[derive(Debug, Default)]
+pub struct Kill {
+    reason: Mutex<Option<String>>,
+    notify: Notify,
+}
+
+impl Kill {
+    pub fn kill(&self, reason: &str) {
+        let mut r = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        if r.is_none() {
+            *r = Some(reason.to_string());
+        }
+        drop(r);
+        self.notify.notify_one();
+    }
+
+    pub fn reason(&self) -> Option<String> {
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Resolves with the reason once [`Kill::kill`] was called.
+    pub async fn wait(&self) -> String {
+        loop {
+            if let Some(r) = self.reason() {
+                return r;
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
+/// The part of a session's state the heartbeat needs: its record and the
+/// revision of its nick claim. Guarded by an async mutex so a nick change
+/// and a heartbeat never interleave (the heartbeat would otherwise refresh
+/// a claim that was just released and think the nick stolen).
+#[derive(Debug)]
+pub struct LiveState {
+    pub record: SessionRecord,
+    pub nick_rev: u64,
+    /// Set when the session ended and its entries were deleted: the
+    /// heartbeat must not write them back.
+    pub closed: bool,
+}
+
+#[derive(Debug)]
+pub struct SessionShared {
+    pub sid: String,
+    pub state: tokio::sync::Mutex<LiveState>,
+    pub kill: Arc<Kill>,
+}
+
+#[derive(Clone)]
+pub struct SessionHandle {
+    pub tx: mpsc::Sender<Outbound>,
+    pub shared: Arc<SessionShared>,
+}
+
+#[derive(Default)]
+pub struct Sessions {
+    map: RwLock<HashMap<String, SessionHandle>>,
+}
+
+impl Sessions {
+    pub fn insert(&self, handle: SessionHandle) {
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        map.insert(handle.shared.sid.clone(), handle);
+        metrics::sessions(map.len());
+    }
+
+    pub fn remove(&self, sid: &str) {
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        map.remove(sid);
+        metrics::sessions(map.len());
+    }
+
+    pub fn contains(&self, sid: &str) -> bool {
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(sid)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Hands `item` to a session without waiting. Returns false if there is
+    /// no such local session (any more).
+    pub fn deliver(&self, sid: &str, item: Outbound) -> bool {
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        let Some(handle) = map.get(sid) else {
+            return false;
+        };
+        match handle.tx.try_send(item) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if handle.shared.kill.reason().is_none() {
+                    metrics::sendq_kill();
+                }
+                handle.shared.kill.kill("SendQ exceeded");
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Every local session, for the heartbeat and shutdown.
+    pub fn all(&self) -> Vec<Arc<SessionShared>> {
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        map.values().map(|h| h.shared.clone()).collect()
+    }
+}

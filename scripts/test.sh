@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# `make test`: the whole check, in order, stopping at the first failure:
+#   services → test dependencies → cargo fmt --check → clippy -D warnings →
+#   cargo test → debug build → the Python integration suite (tests/).
+# Extra arguments go to pytest: scripts/test.sh -k ordering
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RUN="$ROOT/.run"
+VENV="$RUN/venv"
+LOGS="$RUN/logs"
+mkdir -p "$LOGS"
+cd "$ROOT"
+export DEBIAN_FRONTEND=noninteractive
+
+step() { echo "==> $*"; }
+
+step "services"
+scripts/services.sh ensure
+
+step "test dependencies"
+# Python: a private venv, so nothing is installed into the system interpreter.
+if ! "$VENV/bin/python" -c 'import pytest, pytest_timeout, irc.client, nats' 2>/dev/null; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check \
+        'pytest>=8' 'pytest-timeout>=2' 'irc>=20' 'nats-py>=2.6'
+fi
+# A real IRC client (irssi) driven through tmux.
+missing=()
+command -v irssi >/dev/null 2>&1 || missing+=(irssi)
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing ${missing[*]} (log: $LOGS/apt.log)"
+    apt-get update -qq >>"$LOGS/apt.log" 2>&1
+    apt-get install -y -qq "${missing[@]}" >>"$LOGS/apt.log" 2>&1
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -q -- -D warnings
+
+step "cargo test"
+cargo test --workspace -q
+
+step "cargo build (debug)"
+cargo build -q -p edge-gateway -p router-service
+
+step "integration tests (pytest)"
+set +e
+"$VENV/bin/python" -m pytest -v tests/ "$@" 2>&1 | tee "$LOGS/pytest.log"
+status="${PIPESTATUS[0]}"
+set -e
+summary="$(grep -E '^=+ .*(passed|failed|error|skipped|no tests ran).* in [0-9.]+s.* =+$' "$LOGS/pytest.log" | tail -n 1 || true)"
+# pytest's own summary line closes the output (CI reads the closing lines)
+echo
+echo "${summary:-pytest printed no summary line (exit $status)}"
+exit "$status"

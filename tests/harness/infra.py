@@ -1,0 +1,126 @@
+"""Isolation on the shared RabbitMQ and NATS servers.
+
+Every platform a test starts gets its own RabbitMQ vhost `t-<hex>` and NATS
+bucket prefix `t<hex>`, so test runs never see each other (nor a `make up`
+running on the default vhost `/` with prefix `chat`), and both are removed
+afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+import subprocess
+import threading
+
+NATS_URL = "nats://127.0.0.1:4222"
+AMQP_HOST = "127.0.0.1:5672"
+BUCKETS = ("sessions", "nicks", "rooms", "routers")
+# Ports a `make up` may be using: never hand them out.
+RESERVED_PORTS = {6667, 9100, 9101}
+
+_ports_lock = threading.Lock()
+_ports_given: set[int] = set()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago and was not given
+    out before in this test run."""
+    with _ports_lock:
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            if port not in _ports_given and port not in RESERVED_PORTS:
+                _ports_given.add(port)
+                return port
+
+
+def rabbitmqctl(*args: str, timeout: float = 60) -> str:
+    """Runs rabbitmqctl quietly and returns its stdout; raises on failure."""
+    proc = subprocess.run(
+        ["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=timeout
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc.stdout
+
+
+class Isolation:
+    """A private vhost and NATS prefix. `create()` then `destroy()`."""
+
+    def __init__(self) -> None:
+        token = secrets.token_hex(4)
+        self.vhost = f"t-{token}"
+        self.prefix = f"t{token}"
+        self.amqp_url = f"amqp://guest:guest@{AMQP_HOST}/{self.vhost}"
+
+    def create(self) -> None:
+        rabbitmqctl("add_vhost", self.vhost)
+        rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
+
+    def destroy(self) -> list[str]:
+        """Deletes the vhost and the buckets; returns the problems met (so a
+        teardown can report them without hiding the test's own result)."""
+        problems = []
+        try:
+            rabbitmqctl("delete_vhost", self.vhost)
+        except Exception as e:  # noqa: BLE001 - reported, not raised
+            problems.append(f"deleting vhost {self.vhost}: {e}")
+        try:
+            asyncio.run(delete_buckets(self.prefix))
+        except Exception as e:  # noqa: BLE001
+            problems.append(f"deleting NATS buckets {self.prefix}_*: {e}")
+        return problems
+
+    def bindings(self) -> list[tuple[str, str, str, str]]:
+        """(source, destination, destination kind, routing key) of every
+        binding in the vhost, from `rabbitmqctl list_bindings`."""
+        out = rabbitmqctl(
+            "list_bindings", "-p", self.vhost, "--no-table-headers",
+            "source_name", "destination_name", "destination_kind", "routing_key",
+        )
+        rows = []
+        for line in out.splitlines():
+            cols = line.split("\t")
+            if len(cols) == 4:
+                rows.append((cols[0], cols[1], cols[2], cols[3]))
+        return rows
+
+
+async def delete_buckets(prefix: str) -> None:
+    import nats
+    from nats.js.errors import NotFoundError, BucketNotFoundError
+
+    nc = await nats.connect(NATS_URL, connect_timeout=5, max_reconnect_attempts=1)
+    try:
+        js = nc.jetstream()
+        for name in BUCKETS:
+            try:
+                await js.delete_key_value(f"{prefix}_{name}")
+            except (NotFoundError, BucketNotFoundError):
+                pass
+    finally:
+        await nc.close()
+
+
+async def _kv_get(prefix: str, bucket: str, key: str) -> bytes | None:
+    import nats
+    from nats.js.errors import KeyNotFoundError, NotFoundError, BucketNotFoundError
+
+    nc = await nats.connect(NATS_URL, connect_timeout=5, max_reconnect_attempts=1)
+    try:
+        kv = await nc.jetstream().key_value(f"{prefix}_{bucket}")
+        try:
+            entry = await kv.get(key)
+        except (KeyNotFoundError, NotFoundError, BucketNotFoundError):
+            return None
+        return entry.value
+    finally:
+        await nc.close()
+
+
+def kv_get(prefix: str, bucket: str, key: str) -> bytes | None:
+    """Reads one key of a deployment's bucket (None when absent)."""
+    return asyncio.run(_kv_get(prefix, bucket, key))

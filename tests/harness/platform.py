@@ -1,0 +1,271 @@
+"""Starting and stopping the chat platform's processes for tests.
+
+A `Platform` is one deployment: its own vhost/prefix (see `infra`), one
+router and N gateways on free ports, each process logging to its own file.
+It waits for every process's /readyz before handing it to a test, and on
+close SIGTERMs (then SIGKILLs) everything, deletes the vhost and buckets,
+and reports any `panicked at` found in the logs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import string
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from . import infra
+from .raw import RawClient
+
+REPO = Path(__file__).resolve().parents[2]
+READY_TIMEOUT = 60.0
+PANIC = "panicked at"
+
+
+def bin_dir() -> Path:
+    return Path(os.environ.get("CHAT_BIN_DIR", REPO / "target" / "debug"))
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as e:
+        return f"(cannot read {path}: {e})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class Process:
+    """One running binary (router or gateway) of a platform."""
+
+    def __init__(self, kind: str, name: str, env: dict[str, str], log: Path, admin: str):
+        self.kind, self.name, self.env, self.log, self.admin = kind, name, env, log, admin
+        self.popen: subprocess.Popen | None = None
+        self.irc_port: int | None = None
+        self.gateway_id: str | None = None
+
+    def start(self) -> None:
+        exe = bin_dir() / ("router-service" if self.kind == "router" else "edge-gateway")
+        if not exe.exists():
+            raise RuntimeError(f"{exe} not built (cargo build -p edge-gateway -p router-service)")
+        # If the test run itself dies (SIGKILL, a hard timeout), the kernel
+        # sends the process SIGTERM instead of leaving it running for ever.
+        cmd = [str(exe)]
+        if shutil.which("setpriv"):
+            cmd = ["setpriv", "--pdeathsig", "TERM", *cmd]
+        with open(self.log, "ab") as out:
+            out.write(f"==== start {time.strftime('%H:%M:%S')} ====\n".encode())
+            out.flush()
+            self.popen = subprocess.Popen(
+                cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+
+    @property
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if not self.alive:
+                raise RuntimeError(
+                    f"{self.name} exited (code {self.popen.returncode if self.popen else '?'}) "
+                    f"before it was ready; log tail:\n{tail(self.log)}"
+                )
+            try:
+                with urllib.request.urlopen(f"http://{self.admin}/readyz", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except urllib.error.HTTPError as e:
+                last = f"HTTP {e.code}"
+            except OSError as e:
+                last = str(e)
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} not ready within {timeout}s ({last}); log tail:\n{tail(self.log)}")
+
+    def get(self, path: str) -> tuple[int, str]:
+        """GET on the admin port: (status, body)."""
+        try:
+            with urllib.request.urlopen(f"http://{self.admin}{path}", timeout=5) as r:
+                return r.status, r.read().decode(errors="replace")
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode(errors="replace")
+
+    def terminate(self, grace: float = 10.0) -> str | None:
+        """SIGTERM, then SIGKILL after `grace` seconds. Returns a problem
+        description when the process had to be killed."""
+        if not self.alive:
+            return None
+        assert self.popen is not None
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            self.popen.wait(grace)
+            return None
+        except subprocess.TimeoutExpired:
+            with open(self.log, "ab") as out:
+                out.write(f"==== test harness: no exit {grace}s after SIGTERM, SIGKILL ====\n".encode())
+            self.popen.kill()
+            self.popen.wait(5)
+            return f"{self.name} did not exit within {grace}s of SIGTERM"
+
+    def kill9(self) -> None:
+        if self.alive:
+            assert self.popen is not None
+            self.popen.kill()
+            self.popen.wait(5)
+
+
+class Platform:
+    """A router and gateways on a private vhost and NATS prefix."""
+
+    def __init__(self, workdir: Path, env: dict[str, str] | None = None, label: str = "platform"):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.label = label
+        self.iso = infra.Isolation()
+        self.common_env = dict(env or {})
+        self.router: Process | None = None
+        self.gateways: list[Process] = []
+        self.all: list[Process] = []
+        self._created = False
+        self._letters = iter(string.ascii_lowercase)
+        self.router_admin = f"127.0.0.1:{infra.free_port()}"
+
+    # ------------------------------------------------------------- building
+
+    def _env(self, extra: dict[str, str] | None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT")}
+        env.update(
+            CHAT__AMQP__URL=self.iso.amqp_url,
+            CHAT__NATS__URL=infra.NATS_URL,
+            CHAT__NATS__PREFIX=self.iso.prefix,
+            CHAT__LOG__LEVEL=os.environ.get("TEST_LOG_LEVEL", "info"),
+            CHAT__IRC__NETWORK="TestNet",
+            RUST_BACKTRACE="1",
+            NO_COLOR="1",
+        )
+        env.pop("RUST_LOG", None)
+        env.update(self.common_env)
+        env.update(extra or {})
+        return env
+
+    def start(self, gateways: int = 2) -> "Platform":
+        self.iso.create()
+        self._created = True
+        self.start_router()
+        for _ in range(gateways):
+            self.start_gateway()
+        return self
+
+    def start_router(self, env: dict[str, str] | None = None) -> Process:
+        """Starts the router (again, after `stop_router`/`kill9`), waits for /readyz."""
+        proc = Process(
+            "router", "router", self._env({"CHAT__ADMIN__LISTEN": self.router_admin, **(env or {})}),
+            self.workdir / "router.log", self.router_admin,
+        )
+        proc.start()
+        self.router = proc
+        self.all.append(proc)
+        proc.wait_ready()
+        return proc
+
+    def stop_router(self) -> None:
+        if self.router:
+            self.router.terminate()
+
+    def start_gateway(self, env: dict[str, str] | None = None) -> Process:
+        """Starts one more gateway (id `gw-<letter>`) and waits for /readyz."""
+        letter = next(self._letters)
+        gid = f"gw-{letter}"
+        irc_port = infra.free_port()
+        admin = f"127.0.0.1:{infra.free_port()}"
+        proc = Process(
+            "gateway", gid,
+            self._env({
+                "CHAT__GATEWAY__ID": gid,
+                "CHAT__IRC__LISTEN": f"127.0.0.1:{irc_port}",
+                "CHAT__ADMIN__LISTEN": admin,
+                **(env or {}),
+            }),
+            self.workdir / f"gateway-{letter}.log", admin,
+        )
+        proc.irc_port, proc.gateway_id = irc_port, gid
+        proc.start()
+        self.gateways.append(proc)
+        self.all.append(proc)
+        proc.wait_ready()
+        return proc
+
+    def kill9(self, proc: Process) -> None:
+        proc.kill9()
+
+    # --------------------------------------------------------------- using
+
+    def gateway(self, index_or_proc) -> Process:
+        return index_or_proc if isinstance(index_or_proc, Process) else self.gateways[index_or_proc]
+
+    def connect(self, gw=0, **kw) -> RawClient:
+        g = self.gateway(gw)
+        assert g.irc_port is not None
+        return RawClient("127.0.0.1", g.irc_port, label=f"{g.name}", **kw)
+
+    @property
+    def vhost(self) -> str:
+        return self.iso.vhost
+
+    @property
+    def prefix(self) -> str:
+        return self.iso.prefix
+
+    def logs(self) -> list[Path]:
+        seen, out = set(), []
+        for p in self.all:
+            if p.log not in seen:
+                seen.add(p.log)
+                out.append(p.log)
+        return out
+
+    def log_tails(self, lines: int = 40) -> str:
+        return "\n".join(f"----- {log} (last {lines} lines) -----\n{tail(log, lines)}" for log in self.logs())
+
+    def panics(self, since: dict[Path, int] | None = None) -> list[str]:
+        """Lines with `panicked at` in the logs (after the byte offsets in
+        `since`, which is updated to the current ends)."""
+        found = []
+        for log in self.logs():
+            try:
+                data = log.read_bytes()
+            except OSError:
+                continue
+            start = since.get(log, 0) if since is not None else 0
+            for line in data[start:].decode(errors="replace").splitlines():
+                if PANIC in line:
+                    found.append(f"{log.name}: {line.strip()}")
+            if since is not None:
+                since[log] = len(data)
+        return found
+
+    # ------------------------------------------------------------ teardown
+
+    def close(self) -> list[str]:
+        """Stops every process (gateways first), removes the vhost and the
+        buckets. Returns problems: panics in logs, cleanup failures."""
+        problems = []
+        for proc in reversed(self.all):
+            try:
+                problem = proc.terminate()
+            except Exception as e:  # noqa: BLE001
+                problem = f"stopping {proc.name}: {e}"
+            if problem:
+                problems.append(problem)
+        if self._created:
+            problems.extend(self.iso.destroy())
+            self._created = False
+        problems.extend(f"panic in log: {p}" for p in self.panics())
+        return problems

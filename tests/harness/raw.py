@@ -1,0 +1,285 @@
+"""A raw-socket IRC client for tests.
+
+It sends exactly the bytes a test gives it and keeps every line the server
+sends in an inbox. `expect(regex)` takes the FIRST unconsumed line matching
+and leaves the others for later expectations, so a test can look for lines
+in any order and still check their relative order with `Line.n`.
+Server PINGs are answered automatically (unless `auto_pong=False`).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from typing import Iterable
+
+from .ircline import Line, parse
+
+DEFAULT_TIMEOUT = 5.0
+
+
+class RawClient:
+    def __init__(self, host: str, port: int, *, auto_pong: bool = True, label: str = ""):
+        self.host, self.port = host, port
+        self.label = label or f"{host}:{port}"
+        self.auto_pong = auto_pong
+        self.nick: str | None = None
+        self.caps: list[str] = []
+        self.burst: list[Line] = []  # registration burst (001 … end of MOTD)
+        self.history: list[Line] = []  # every line ever received
+        self._inbox: list[Line] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._count = 0
+        self._send_lock = threading.Lock()
+        self.sock = socket.create_connection((host, port), timeout=10)
+        self.sock.settimeout(None)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._reader = threading.Thread(target=self._read_loop, daemon=True, name=f"raw-{self.label}")
+        self._reader.start()
+
+    # ------------------------------------------------------------------ I/O
+
+    def _read_loop(self) -> None:
+        buf = b""
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for raw in lines:
+                    self._received(raw.rstrip(b"\r").decode("utf-8", errors="replace"))
+        except OSError:
+            pass
+        finally:
+            with self._cond:
+                self._closed = True
+                self._cond.notify_all()
+
+    def _received(self, raw: str) -> None:
+        with self._cond:
+            self._count += 1
+            line = parse(raw, self._count)
+            self.history.append(line)
+            self._inbox.append(line)
+            self._cond.notify_all()
+        if line.command == "PING" and self.auto_pong:
+            token = line.params[-1] if line.params else ""
+            try:
+                self.send(f"PONG :{token}")
+            except OSError:
+                pass
+
+    def send(self, line: str) -> None:
+        """Sends one line; CR LF is appended."""
+        self.send_raw((line + "\r\n").encode("utf-8"))
+
+    def send_raw(self, data: bytes) -> None:
+        """Sends bytes exactly as given."""
+        with self._send_lock:
+            self.sock.sendall(data)
+
+    def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    @property
+    def closed(self) -> bool:
+        with self._cond:
+            return self._closed
+
+    # ---------------------------------------------------------- expectations
+
+    def _describe(self) -> str:
+        with self._cond:
+            pending = [ln.raw for ln in self._inbox[-25:]]
+            closed = self._closed
+        state = "connection CLOSED by server" if closed else "connection open"
+        shown = "\n    ".join(pending) if pending else "(none)"
+        return f"[{self.label} nick={self.nick}] {state}; unconsumed lines (last 25):\n    {shown}"
+
+    def _take(self, rx: re.Pattern) -> Line | None:
+        for i, line in enumerate(self._inbox):
+            if rx.search(line.raw):
+                return self._inbox.pop(i)
+        return None
+
+    def expect(self, pattern: str, timeout: float = DEFAULT_TIMEOUT) -> Line:
+        """Waits for (and consumes) the first unconsumed line matching `pattern`
+        (a regex searched in the raw line, tags included)."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = self._take(rx)
+                if found is not None:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0 or self._closed:
+                    break
+                self._cond.wait(left)
+            # one last look: the reader may have delivered just before closing
+            found = self._take(rx)
+            if found is not None:
+                return found
+        raise AssertionError(f"expected a line matching {pattern!r} within {timeout}s; {self._describe()}")
+
+    def expect_none(self, pattern: str, within: float = 1.0) -> None:
+        """Fails if a line matching `pattern` is (or arrives) in the inbox
+        within `within` seconds. Consumes nothing."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + within
+        with self._cond:
+            while True:
+                for line in self._inbox:
+                    if rx.search(line.raw):
+                        raise AssertionError(
+                            f"unexpected line matching {pattern!r}: {line.raw!r}; {self._describe()}"
+                        )
+                left = deadline - time.monotonic()
+                if left <= 0 or self._closed:
+                    return
+                self._cond.wait(left)
+
+    def collect(self, pattern: str, count: int, timeout: float) -> list[Line]:
+        """Consumes matching lines, in arrival order, until `count` of them
+        arrived or `timeout` passed; returns what it got (maybe fewer)."""
+        rx = re.compile(pattern)
+        got: list[Line] = []
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                keep = []
+                for line in self._inbox:
+                    if len(got) < count and rx.search(line.raw):
+                        got.append(line)
+                    else:
+                        keep.append(line)
+                self._inbox = keep
+                left = deadline - time.monotonic()
+                if len(got) >= count or left <= 0 or self._closed:
+                    return got
+                self._cond.wait(left)
+
+    def expect_closed(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Waits until the server closes the connection."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"connection not closed within {timeout}s; {self._describe()}")
+                self._cond.wait(left)
+
+    def drain(self) -> list[Line]:
+        """Drops (and returns) every unconsumed line."""
+        with self._cond:
+            lines, self._inbox = self._inbox, []
+        return lines
+
+    def pending(self) -> list[Line]:
+        with self._cond:
+            return list(self._inbox)
+
+    # ------------------------------------------------------------- protocol
+
+    def num(self, code: str) -> str:
+        """Regex prefix of numeric `code` addressed to this client."""
+        target = re.escape(self.nick) if self.nick else r"\S+"
+        return rf"^(?:@\S+ )?:\S+ {code} {target}(?: |$)"
+
+    def ping(self, token: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> Line:
+        """Round trip: PING and wait for the matching PONG (proves the
+        connection is alive and every earlier line was processed)."""
+        token = token or f"rt{time.monotonic_ns()}"
+        self.send(f"PING :{token}")
+        return self.expect(rf"^(?:@\S+ )?(?::\S+ )?PONG .*{re.escape(token)}$", timeout)
+
+    def cap_ls(self, timeout: float = DEFAULT_TIMEOUT) -> set[str]:
+        """`CAP LS 302`; returns the advertised capability names (values cut)."""
+        self.send("CAP LS 302")
+        caps: set[str] = set()
+        while True:
+            line = self.expect(r"^(?:@\S+ )?:\S+ CAP \S+ LS ", timeout)
+            caps.update(word.split("=", 1)[0] for word in (line.text or "").split())
+            # `CAP * LS * :…` announces a continuation line
+            if not (len(line.params) >= 4 and line.params[2] == "*"):
+                return caps
+
+    def register(
+        self,
+        nick: str,
+        caps: Iterable[str] = (),
+        user: str | None = None,
+        realname: str | None = None,
+        timeout: float = 10.0,
+    ) -> Line:
+        """CAP LS 302 / CAP REQ / NICK / USER / CAP END, then waits for 001
+        and the end of the MOTD (376 or 422). The burst is kept in `burst`
+        and removed from the inbox. Returns the 001 line."""
+        caps = list(caps)
+        self.cap_ls(timeout)
+        if caps:
+            self.send("CAP REQ :" + " ".join(caps))
+            self.expect(r"^(?:@\S+ )?:\S+ CAP \S+ ACK ", timeout)
+        self.send(f"NICK {nick}")
+        self.send(f"USER {user or nick[:10]} 0 * :{realname or 'Test ' + nick}")
+        self.send("CAP END")
+        welcome = self.expect(rf"^(?:@\S+ )?:\S+ 001 {re.escape(nick)} ", timeout)
+        end = self.expect(rf"^(?:@\S+ )?:\S+ (?:376|422) {re.escape(nick)} ", timeout)
+        self.nick = nick
+        self.caps = caps
+        with self._cond:
+            start = welcome.n
+            self.burst = [ln for ln in self.history if start <= ln.n <= end.n]
+            self._inbox = [ln for ln in self._inbox if ln.n > end.n or ln.n < start]
+        return welcome
+
+    def join(self, channel: str, key: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> Line:
+        """JOIN and wait for the end of NAMES (366): the join is complete."""
+        self.send(f"JOIN {channel}" + (f" {key}" if key else ""))
+        self.expect(rf"^(?:@\S+ )?:{re.escape(self.nick or '')}!\S+ JOIN :?{re.escape(channel)}$", timeout)
+        return self.expect(self.num("366") + rf"{re.escape(channel)} ", timeout)
+
+
+    def names(self, channel: str, timeout: float = DEFAULT_TIMEOUT) -> list[str]:
+        """NAMES <channel> → the entries (with prefixes) of the 353 lines."""
+        pat353 = self.num("353") + r"[=*@] " + re.escape(channel) + " "
+        pat366 = self.num("366") + re.escape(channel) + " "
+        self.collect(pat353, 10**6, 0)  # drop answers to earlier JOINs/NAMES
+        self.collect(pat366, 10**6, 0)
+        self.send(f"NAMES {channel}")
+        end = self.expect(pat366, timeout)
+        lines = self.collect(pat353, 10**6, 0)
+        return [entry for line in lines if line.n < end.n for entry in (line.text or "").split()]
+
+    def list_channels(self, timeout: float = DEFAULT_TIMEOUT) -> dict[str, tuple[int, str]]:
+        """LIST → {channel: (user count, text)} from the 322 lines before 323."""
+        self.collect(self.num("322"), 10**6, 0)
+        self.collect(self.num("323"), 10**6, 0)
+        self.send("LIST")
+        end = self.expect(self.num("323"), timeout)
+        got = {}
+        for line in self.collect(self.num("322"), 10**6, 0):
+            if line.n < end.n and len(line.params) >= 4 and line.params[2].isdigit():
+                got[line.params[1]] = (int(line.params[2]), line.params[3])
+        return got
+
+
+def by(nick: str) -> str:
+    """Regex prefix of a line whose source is the user `nick` (any tags)."""
+    return rf"^(?:@\S+ )?:{re.escape(nick)}!\S+@\S+ "
+
+
+def esc(text: str) -> str:
+    return re.escape(text)
