@@ -12,7 +12,6 @@ mod dispatch;
 mod gateway;
 mod heartbeat;
 mod irc;
-mod kv_open;
 mod metrics;
 mod registry;
 mod sessions;
@@ -75,16 +74,9 @@ async fn main() -> anyhow::Result<()> {
     let id = cfg.gateway_id();
     tracing::info!(gateway = %id, "starting");
     let ttl = Duration::from_secs(cfg.bus.session_ttl_secs);
-    let buckets = match bus::kv::open(&cfg.nats, ttl).await {
-        Ok(b) => b,
-        Err(e) => {
-            // See kv_open: bus::kv::open cannot talk to NATS 2.9.
-            tracing::warn!(error = %e, "bus::kv::open failed; opening the buckets directly");
-            kv_open::open(&cfg.nats, ttl)
-                .await
-                .context("opening the NATS buckets")?
-        }
-    };
+    let buckets = bus::kv::open(&cfg.nats, ttl)
+        .await
+        .context("opening the NATS buckets")?;
     let nats_client = buckets.client.clone();
     nats_ready.store(true, Ordering::SeqCst);
 

@@ -5,13 +5,14 @@
 //! Nothing here is authoritative about rooms; it is the cluster-wide,
 //! expiring "who is online" directory every gateway shares.
 
-use crate::census::Census;
 use async_nats::jetstream::kv::{CreateErrorKind, Store, UpdateErrorKind};
 use bus::kv::{self, Buckets};
 use bus::names::fold;
 use bus::schema::{NickClaim, RoomRecord, SessionRecord};
 use futures::{StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
+
+use crate::census::Census;
 
 /// Parallel lookups when fetching many records (LIST, WHOIS channels).
 const FETCH_CONCURRENCY: usize = 32;
