@@ -3,7 +3,7 @@
 
 use bus::schema::{Actor, Direct, DirectBody, ErrorCode, Intent, Reply, SCHEMA_VERSION};
 
-use super::{Effect, Outcome};
+use super::{as_member, Effect, Outcome};
 use crate::room::Room;
 
 pub(super) fn invite(
@@ -15,14 +15,9 @@ pub(super) fn invite(
     out: &mut Outcome,
 ) {
     let sid = &intent.actor.sid;
-    let Some(room) = slot.as_mut() else {
-        out.error(intent, ErrorCode::NoSuchChannel, name);
+    let Some(room) = as_member(slot, intent, name, out) else {
         return;
     };
-    if !room.is_member(sid) {
-        out.error(intent, ErrorCode::NotOnChannel, name);
-        return;
-    }
     if room.modes.invite_only && !room.is_op(sid) {
         out.error(intent, ErrorCode::ChanOpPrivsNeeded, name);
         return;

@@ -2,7 +2,7 @@
 
 use bus::schema::{ErrorCode, EventBody, Intent};
 
-use super::{remove_and_maybe_delete, Outcome};
+use super::{as_op, remove_and_maybe_delete, Outcome};
 use crate::room::Room;
 
 pub(super) fn kick(
@@ -14,19 +14,9 @@ pub(super) fn kick(
     now: i64,
     out: &mut Outcome,
 ) {
-    let sid = &intent.actor.sid;
-    let Some(room) = slot.as_mut() else {
-        out.error(intent, ErrorCode::NoSuchChannel, name);
+    let Some(room) = as_op(slot, intent, name, out) else {
         return;
     };
-    if !room.is_member(sid) {
-        out.error(intent, ErrorCode::NotOnChannel, name);
-        return;
-    }
-    if !room.is_op(sid) {
-        out.error(intent, ErrorCode::ChanOpPrivsNeeded, name);
-        return;
-    }
     let Some(victim) = room.member_by_nick(target).map(|m| m.actor.clone()) else {
         out.error_detail(intent, ErrorCode::UserNotInChannel, target, name);
         return;

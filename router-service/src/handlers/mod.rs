@@ -184,6 +184,51 @@ fn remove_and_maybe_delete(slot: &mut Option<Room>, sid: &str, out: &mut Outcome
     }
 }
 
+/// The room an intent names, if it exists; otherwise answers NoSuchChannel.
+fn existing<'a>(
+    slot: &'a mut Option<Room>,
+    intent: &Intent,
+    name: &str,
+    out: &mut Outcome,
+) -> Option<&'a mut Room> {
+    if slot.is_none() {
+        out.error(intent, ErrorCode::NoSuchChannel, name);
+    }
+    slot.as_mut()
+}
+
+/// The room, if it exists and the actor is a member; otherwise the matching
+/// refusal (NoSuchChannel, NotOnChannel) is answered.
+fn as_member<'a>(
+    slot: &'a mut Option<Room>,
+    intent: &Intent,
+    name: &str,
+    out: &mut Outcome,
+) -> Option<&'a mut Room> {
+    let room = existing(slot, intent, name, out)?;
+    if !room.is_member(&intent.actor.sid) {
+        out.error(intent, ErrorCode::NotOnChannel, name);
+        return None;
+    }
+    Some(room)
+}
+
+/// Like [`as_member`], and the actor must be an operator of the room
+/// (ChanOpPrivsNeeded otherwise).
+fn as_op<'a>(
+    slot: &'a mut Option<Room>,
+    intent: &Intent,
+    name: &str,
+    out: &mut Outcome,
+) -> Option<&'a mut Room> {
+    let room = as_member(slot, intent, name, out)?;
+    if !room.is_op(&intent.actor.sid) {
+        out.error(intent, ErrorCode::ChanOpPrivsNeeded, name);
+        return None;
+    }
+    Some(room)
+}
+
 /// The event body used when a member leaves by quitting (also by expiry).
 fn quit_body(reason: &str, event: &str) -> EventBody {
     EventBody::Quit {

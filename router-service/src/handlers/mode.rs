@@ -6,7 +6,7 @@
 
 use bus::schema::{BanEntry, ErrorCode, EventBody, Intent, ModeChange, Reply, RoomModes};
 
-use super::Outcome;
+use super::{existing, Outcome};
 use crate::masks;
 use crate::room::{Room, MAX_BANS};
 
@@ -26,8 +26,7 @@ pub(super) fn mode(
     out: &mut Outcome,
 ) {
     let sid = &intent.actor.sid;
-    let Some(room) = slot.as_mut() else {
-        out.error(intent, ErrorCode::NoSuchChannel, name);
+    let Some(room) = existing(slot, intent, name, out) else {
         return;
     };
     if changes.is_empty() {

@@ -1,8 +1,8 @@
 //! PART: the member leaves; the room disappears with its last member.
 
-use bus::schema::{ErrorCode, EventBody, Intent};
+use bus::schema::{EventBody, Intent};
 
-use super::{remove_and_maybe_delete, Outcome};
+use super::{as_member, remove_and_maybe_delete, Outcome};
 use crate::room::Room;
 
 pub(super) fn part(
@@ -14,14 +14,9 @@ pub(super) fn part(
     out: &mut Outcome,
 ) {
     let sid = &intent.actor.sid;
-    let Some(room) = slot.as_mut() else {
-        out.error(intent, ErrorCode::NoSuchChannel, name);
+    let Some(room) = as_member(slot, intent, name, out) else {
         return;
     };
-    if !room.is_member(sid) {
-        out.error(intent, ErrorCode::NotOnChannel, name);
-        return;
-    }
     let event = room.event(
         &intent.id,
         &intent.actor,

@@ -2,7 +2,7 @@
 
 use bus::schema::{ErrorCode, EventBody, Intent, Reply, TopicInfo};
 
-use super::Outcome;
+use super::{existing, Outcome};
 use crate::room::Room;
 
 pub(super) fn topic(
@@ -14,8 +14,7 @@ pub(super) fn topic(
     out: &mut Outcome,
 ) {
     let actor = &intent.actor;
-    let Some(room) = slot.as_mut() else {
-        out.error(intent, ErrorCode::NoSuchChannel, name);
+    let Some(room) = existing(slot, intent, name, out) else {
         return;
     };
     let member = room.is_member(&actor.sid);
