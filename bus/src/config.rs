@@ -80,6 +80,25 @@ impl Default for NatsConfig {
     }
 }
 
+/// PostgreSQL connection settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PostgresConfig {
+    /// A libpq-style URL: `postgres://user@host:port/database`.
+    pub url: String,
+    /// Connection pool size.
+    pub pool_size: usize,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            url: "postgres://postgres@127.0.0.1:5432/chat".into(),
+            pool_size: 8,
+        }
+    }
+}
+
 /// Settings every process must agree on about the bus.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]

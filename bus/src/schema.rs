@@ -37,6 +37,8 @@ pub enum BusMessage {
     Event(RoomEvent),
     Reply(SessionReply),
     Direct(Direct),
+    AuthRequest(AuthRequest),
+    AuthReply(AuthReply),
 }
 
 impl BusMessage {
@@ -46,6 +48,8 @@ impl BusMessage {
             BusMessage::Event(m) => m.v,
             BusMessage::Reply(m) => m.v,
             BusMessage::Direct(m) => m.v,
+            BusMessage::AuthRequest(m) => m.v,
+            BusMessage::AuthReply(m) => m.v,
         }
     }
 
@@ -231,6 +235,11 @@ pub enum MemberChange {
     },
     /// The session is gone; it leaves every room.
     Quit { reason: String },
+    /// The session logged in (`Some`) or out (`None`) after joining.
+    Account {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+    },
 }
 
 // ---------------------------------------------------------------------------
@@ -293,6 +302,13 @@ pub enum EventBody {
         text: String,
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         tags: ClientTags,
+    },
+    /// `actor` logged in (`Some`) or out; `event` is shared across rooms
+    /// (IRC `account-notify`).
+    Account {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        event: String,
     },
     /// The topic was set (empty string: cleared).
     Topic { topic: String },
@@ -487,6 +503,177 @@ pub enum DirectBody {
     },
     /// `from` invites the recipient to `name`.
     Invite { room: String, name: String },
+    /// Disconnect the recipient (NickServ GHOST, operator KILL), telling
+    /// its client `reason`.
+    Kill { reason: String },
+}
+
+// ---------------------------------------------------------------------------
+// Authentication: gateway -> auth-service -> the caller's session queue
+// ---------------------------------------------------------------------------
+
+/// A request to the auth service, published to the default exchange with
+/// routing key [`crate::topology::AUTH_QUEUE`] (one durable queue shared by
+/// every auth-service replica). The AMQP `reply_to` property names the
+/// caller's per-session queue and `correlation_id` is the request `id`; the
+/// answer is an [`AuthReply`] published to the default exchange with the
+/// `reply_to` queue as routing key.
+///
+/// Requests are protocol-neutral: IRC SASL, XMPP SASL and Tinode `basic` /
+/// `token` logins all map onto them. Passwords travel only inside these
+/// requests and are never logged (their `Debug` output is redacted).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthRequest {
+    #[serde(default = "v1")]
+    pub v: u32,
+    pub id: String,
+    /// The session asking (for logs and metrics; the answer goes to `reply_to`).
+    pub sid: String,
+    /// The client's network address, for per-address rate limiting.
+    pub client_addr: String,
+    pub body: AuthRequestBody,
+}
+
+impl std::fmt::Debug for AuthRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthRequest")
+            .field("id", &self.id)
+            .field("sid", &self.sid)
+            .field("client_addr", &self.client_addr)
+            .field("op", &self.body.op())
+            .finish_non_exhaustive()
+    }
+}
+
+/// SCRAM hash functions (RFC 5802 with SHA-1, RFC 7677 with SHA-256).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ScramMechanism {
+    #[serde(rename = "SCRAM-SHA-1")]
+    Sha1,
+    #[serde(rename = "SCRAM-SHA-256")]
+    Sha256,
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum AuthRequestBody {
+    /// Create an account (IRC REGISTER / NickServ REGISTER, XMPP in-band
+    /// registration, Tinode `acc`). Stores argon2id and SCRAM-SHA-1/256
+    /// credentials; answered with `Registered` or `Failure`.
+    Register {
+        account: String,
+        password: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<String>,
+    },
+    /// SASL PLAIN / Tinode `basic`: answered with `Success` or `Failure`.
+    Plain {
+        /// Authorization identity; when present it must equal the account.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        authzid: Option<String>,
+        account: String,
+        password: String,
+    },
+    /// The first SCRAM step: the client-first-message exactly as sent
+    /// (decoded from base64 by the gateway, e.g. `n,,n=alice,r=abc`).
+    /// Answered with `ScramContinue` or `Failure`.
+    ScramStart {
+        mechanism: ScramMechanism,
+        client_first: String,
+    },
+    /// The second SCRAM step: the `state` from `ScramContinue` and the
+    /// client-final-message as sent. Answered with `Success` (carrying the
+    /// server-final-message with `v=`) or `Failure`. Any replica can answer:
+    /// the state is sealed by the service, not kept in its memory.
+    ScramFinish { state: String, client_final: String },
+    /// Log in with a token from an earlier `Success` (Tinode `token`).
+    Token { token: String },
+    /// Public facts about an account (NickServ INFO, WHOIS): answered with
+    /// `Info` or `Failure{NotFound}`.
+    Info { account: String },
+}
+
+impl AuthRequestBody {
+    /// The operation's name, for logs and metrics (never the secrets).
+    pub fn op(&self) -> &'static str {
+        match self {
+            AuthRequestBody::Register { .. } => "register",
+            AuthRequestBody::Plain { .. } => "plain",
+            AuthRequestBody::ScramStart { .. } => "scram_start",
+            AuthRequestBody::ScramFinish { .. } => "scram_finish",
+            AuthRequestBody::Token { .. } => "token",
+            AuthRequestBody::Info { .. } => "info",
+        }
+    }
+}
+
+/// The auth service's answer, delivered to the caller's session queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthReply {
+    #[serde(default = "v1")]
+    pub v: u32,
+    /// The request's id.
+    pub id: String,
+    pub body: AuthReplyBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "r", rename_all = "snake_case")]
+pub enum AuthReplyBody {
+    /// Logged in as `account` (the canonical, case-folded account name).
+    Success {
+        account: String,
+        /// For SCRAM: the server-final-message (`v=…`) to send the client.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server_final: Option<String>,
+        /// A signed session token and its expiry (ms since the epoch).
+        token: String,
+        token_expires: i64,
+    },
+    /// SCRAM: send `server_first` to the client; keep `state` for the finish.
+    ScramContinue {
+        server_first: String,
+        state: String,
+    },
+    Registered {
+        account: String,
+    },
+    Info {
+        account: String,
+        registered_at: i64,
+        disabled: bool,
+    },
+    Failure {
+        code: AuthError,
+        /// Seconds until a rate-limited caller may try again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_secs: Option<u64>,
+    },
+}
+
+/// Why the auth service refused. Gateways map these to their protocol's
+/// errors (IRC 904/902/906/908 and FAIL REGISTER codes, XMPP SASL
+/// `<not-authorized/>`, Tinode `ctrl` 401/409/429…).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthError {
+    /// Wrong account or password (never says which).
+    InvalidCredentials,
+    /// Too many attempts for this account or address.
+    RateLimited,
+    AccountExists,
+    /// The account name is not acceptable (characters, length).
+    BadAccountName,
+    /// The password is not acceptable (too short or too long).
+    WeakPassword,
+    Disabled,
+    NotFound,
+    /// The request was malformed (bad SCRAM message, bad state).
+    Malformed,
+    /// Token expired, revoked or forged.
+    BadToken,
+    /// The service failed; try again.
+    Internal,
 }
 
 // ---------------------------------------------------------------------------
@@ -617,6 +804,27 @@ mod tests {
             BusMessage::from_json(&msg.to_json()),
             Err(SchemaError::Version(99))
         ));
+    }
+
+    #[test]
+    fn auth_requests_never_show_secrets_in_debug() {
+        let req = AuthRequest {
+            v: SCHEMA_VERSION,
+            id: "r1".into(),
+            sid: "s1".into(),
+            client_addr: "127.0.0.1".into(),
+            body: AuthRequestBody::Plain {
+                authzid: None,
+                account: "alice".into(),
+                password: "hunter2-secret".into(),
+            },
+        };
+        let shown = format!("{req:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("plain"), "{shown}");
+        let msg = BusMessage::AuthRequest(req);
+        assert_eq!(BusMessage::from_json(&msg.to_json()).unwrap(), msg);
+        assert!(!format!("{msg:?}").contains("hunter2"));
     }
 
     #[test]

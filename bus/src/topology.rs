@@ -30,6 +30,9 @@ pub const ROOMS_EXCHANGE: &str = "chat.rooms";
 /// Deliveries to one session (`session.<sid>`).
 pub const DIRECT_EXCHANGE: &str = "chat.direct";
 
+/// The queue every auth-service replica consumes (default exchange).
+pub const AUTH_QUEUE: &str = "auth.requests";
+
 pub fn intent_queue(partition: u16) -> String {
     format!("router.intent.{partition}")
 }
@@ -135,6 +138,13 @@ pub async fn declare_core(ch: &Channel, partitions: u16) -> Result<(), BusError>
         )
         .await?;
     }
+    Ok(())
+}
+
+/// Declares the auth-service request queue (durable, shared by replicas).
+pub async fn declare_auth_queue(ch: &Channel) -> Result<(), BusError> {
+    ch.queue_declare(AUTH_QUEUE.into(), durable(), FieldTable::default())
+        .await?;
     Ok(())
 }
 

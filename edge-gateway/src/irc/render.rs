@@ -133,6 +133,8 @@ pub fn event(ev: &RoomEvent, v: &View) -> Vec<Message> {
         EventBody::Nick { new, .. } => base("NICK").param(new.as_str()),
         // away-notify is a later issue.
         EventBody::Away { .. } => return Vec::new(),
+        // account-notify is not advertised yet (issue 3).
+        EventBody::Account { .. } => return Vec::new(),
         EventBody::Message { .. } if mine && !v.caps.has(Cap::EchoMessage) => return Vec::new(),
         EventBody::Message { kind, text, tags } => {
             return chat_line(&src, &chan, *kind, text, tags, &ev.id, ev.at, v)
@@ -167,6 +169,8 @@ pub fn direct(d: &Direct, v: &View) -> Vec<Message> {
                 .param(channel_of(name));
             vec![tagged(m, v, d.at, &d.id, None)]
         }
+        // Disconnecting is the connection's job, not a line to render.
+        DirectBody::Kill { .. } => Vec::new(),
     }
 }
 

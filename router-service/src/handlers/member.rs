@@ -1,5 +1,5 @@
 //! Member changes that concern every room the session is in: nick, away,
-//! quit. The gateway sends one intent per room, all with the same `event`
+//! account (log in or out), quit. The gateway sends one intent per room, all with the same `event`
 //! id so recipients sharing several rooms with the member see it once.
 
 use bus::schema::{EventBody, Intent, MemberChange};
@@ -46,6 +46,23 @@ pub(super) fn member(
                 event: event_id.to_string(),
             };
             let event = room.event(&intent.id, &stored, body, now);
+            out.event(event);
+        }
+        MemberChange::Account { account } => {
+            let Some(m) = room.member_mut(sid) else {
+                return;
+            };
+            if m.actor.account == *account {
+                return;
+            }
+            m.actor.account = account.clone();
+            let body = EventBody::Account {
+                account: account.clone(),
+                event: event_id.to_string(),
+            };
+            // The event shows who the member now is (its new account).
+            let actor = m.actor.clone();
+            let event = room.event(&intent.id, &actor, body, now);
             out.event(event);
         }
         MemberChange::Quit { reason } => {
@@ -101,6 +118,33 @@ mod tests {
         let room = slot.as_ref().unwrap();
         assert_eq!(room.member("alice").unwrap().actor.nick, "alicia");
         assert!(room.member_by_nick("ALICIA").is_some());
+    }
+
+    #[test]
+    fn account_login_is_stored_and_announced_once() {
+        let alice = actor("alice", "gw1");
+        let mut slot = room_with(&alice, &[]);
+        let login = MemberChange::Account {
+            account: Some("alice".into()),
+        };
+        let out = change(&mut slot, &alice, login.clone());
+        let ev = out.events().next().unwrap();
+        assert_eq!(ev.actor.account.as_deref(), Some("alice"));
+        assert_eq!(
+            ev.body,
+            EventBody::Account {
+                account: Some("alice".into()),
+                event: "e1".into()
+            }
+        );
+        let room = slot.as_ref().unwrap();
+        assert_eq!(
+            room.member("alice").unwrap().actor.account.as_deref(),
+            Some("alice")
+        );
+        // The same state again changes nothing and tells nobody.
+        let again = change(&mut slot, &alice, login);
+        assert_eq!(again.events().count(), 0);
     }
 
     #[test]
