@@ -20,10 +20,12 @@ scripts/services.sh ensure
 
 step "test dependencies"
 # Python: a private venv, so nothing is installed into the system interpreter.
-if ! "$VENV/bin/python" -c 'import pytest, pytest_timeout, irc.client, nats' 2>/dev/null; then
-    python3 -m venv "$VENV"
+# scramp: a real SCRAM client (checks the server signature); psycopg: to
+# look into the auth service's database.
+if ! "$VENV/bin/python" -c 'import pytest, pytest_timeout, irc.client, nats, scramp, psycopg' 2>/dev/null; then
+    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check \
-        'pytest>=8' 'pytest-timeout>=2' 'irc>=20' 'nats-py>=2.6'
+        'pytest>=8' 'pytest-timeout>=2' 'irc>=20' 'nats-py>=2.6' 'scramp>=1.4' 'psycopg[binary]>=3.1'
 fi
 # A real IRC client (irssi) driven through tmux.
 missing=()
@@ -45,7 +47,8 @@ step "cargo test"
 cargo test --workspace -q
 
 step "cargo build (debug)"
-cargo build -q -p edge-gateway -p router-service
+# every binary the suite starts: router, gateway, auth-service and chatctl
+cargo build -q --workspace --bins
 
 step "integration tests (pytest)"
 set +e

@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
-# `make up`: infrastructure, a release build, then one router and one IRC
-# gateway in the background. Returns once both answer /readyz.
+# `make up`: infrastructure, a release build, then one router, one auth
+# service and one IRC gateway in the background, in that order (the gateway
+# needs the auth service for SASL/REGISTER from its first client). Returns
+# once all three answer /readyz.
+#
+# The auth service keeps accounts in PostgreSQL database `chat` (it creates
+# it when missing). Its token secret is generated once into .run/auth-secret
+# (mode 600) so tokens survive a restart; `chatctl` (target/release/chatctl)
+# manages accounts.
 #
 # Pid files live in .run/*.pid and logs in .run/logs/*.log; `make down`
 # (scripts/down.sh) stops everything this started.
@@ -11,6 +18,7 @@ RUN="$ROOT/.run"
 LOGS="$RUN/logs"
 BIN="$ROOT/target/release"
 ROUTER_ADMIN="127.0.0.1:9101"
+AUTH_ADMIN="127.0.0.1:9103"
 GATEWAY_ADMIN="127.0.0.1:9100"
 IRC_LISTEN="0.0.0.0:6667"
 mkdir -p "$LOGS"
@@ -23,7 +31,7 @@ alive() {
     [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
 }
 
-if alive router-service || alive edge-gateway; then
+if alive router-service || alive auth-service || alive edge-gateway; then
     echo "already running (pids: $(cat "$RUN"/*.pid 2>/dev/null | tr '\n' ' '))"
     echo "connect: irc://127.0.0.1:6667   stop: make down"
     exit 0
@@ -32,7 +40,12 @@ fi
 "$ROOT/scripts/services.sh" ensure
 
 echo "building (release)…"
-(cd "$ROOT" && cargo build --release -q -p edge-gateway -p router-service)
+(cd "$ROOT" && cargo build --release -q -p edge-gateway -p router-service -p auth-service)
+
+# A secret of our own instead of the service's development default.
+if [ ! -s "$RUN/auth-secret" ]; then
+    (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN/auth-secret")
+fi
 
 # start NAME ADMIN_ADDR [VAR=VALUE…]: runs target/release/NAME detached from
 # this terminal (own session, stdin closed), output to .run/logs/NAME.log
@@ -69,6 +82,9 @@ wait_ready() {
 
 start router-service "$ROUTER_ADMIN"
 wait_ready router-service "$ROUTER_ADMIN"
+# (the secret goes through the environment, never a command line `ps` shows)
+CHAT__AUTH__SECRET="${CHAT__AUTH__SECRET:-$(cat "$RUN/auth-secret")}" start auth-service "$AUTH_ADMIN"
+wait_ready auth-service "$AUTH_ADMIN"
 start edge-gateway "$GATEWAY_ADMIN" CHAT__IRC__LISTEN="$IRC_LISTEN"
 wait_ready edge-gateway "$GATEWAY_ADMIN"
 
@@ -77,6 +93,9 @@ chat platform is up.
   IRC:           irc://127.0.0.1:6667   (e.g. irssi -c 127.0.0.1 -p 6667 -n alice)
   gateway admin: http://$GATEWAY_ADMIN/healthz  /readyz  /metrics
   router admin:  http://$ROUTER_ADMIN/healthz  /readyz  /metrics
+  auth admin:    http://$AUTH_ADMIN/healthz  /readyz  /metrics
+  accounts:      echo 'a-password' | target/release/chatctl account create alice
+                 (or from a client: /quote REGISTER * * a-password, or SASL)
   logs:          $LOGS/
   stop:          make down
 EOF

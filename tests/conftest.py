@@ -1,7 +1,8 @@
 """Fixtures of the integration suite.
 
-* `platform` (session): 1 router + 2 gateways with generous flood limits,
-  shared by most tests; every test uses its own nicks and channels (`uniq`).
+* `platform` (session): 1 router + 1 auth service + 2 gateways with generous
+  flood limits, shared by most tests; every test uses its own nicks,
+  channels and accounts (`uniq`).
 * `make_platform` (function): a private deployment for tests that kill
   processes, with a short session TTL and sweep interval.
 * `clients`: opens raw-socket clients (and closes them after the test).
@@ -29,6 +30,10 @@ LIVE: list[Platform] = []
 PANIC_OFFSETS: dict[Path, int] = {}
 
 GENEROUS_FLOOD = {"CHAT__IRC__FLOOD_BURST": "1000", "CHAT__IRC__FLOOD_RATE": "1000"}
+# Every test connects from 127.0.0.1: the per-address login-failure limit
+# would otherwise let one test's wrong passwords lock out the next tests.
+# (The per-account limit stays at its default; test_accounts checks it.)
+GENEROUS_AUTH = {"CHAT__AUTH__MAX_FAILURES_PER_ADDR": "100000"}
 # Tests that kill processes: users of a dead gateway QUIT after ~TTL + sweep.
 FAST_EXPIRY = {"CHAT__BUS__SESSION_TTL_SECS": "3", "CHAT__ROUTER__SWEEP_INTERVAL_SECS": "1"}
 
@@ -44,7 +49,7 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory) -> Platform:
-    plat = Platform(tmp_path_factory.mktemp("session-platform"), env=GENEROUS_FLOOD, label="session platform")
+    plat = Platform(tmp_path_factory.mktemp("session-platform"), env={**GENEROUS_FLOOD, **GENEROUS_AUTH}, label="session platform")
     LIVE.append(plat)
     try:
         plat.start(gateways=2)
@@ -62,18 +67,19 @@ def platform(tmp_path_factory) -> Platform:
 
 @pytest.fixture
 def make_platform(tmp_path):
-    """Factory: make_platform(gateways=2, env={...}) → a started private Platform."""
+    """Factory: make_platform(gateways=2, env={...}, auth_replicas=1) → a
+    started private Platform."""
     made: list[Platform] = []
 
-    def make(gateways: int = 2, env: dict[str, str] | None = None) -> Platform:
+    def make(gateways: int = 2, env: dict[str, str] | None = None, auth_replicas: int = 1) -> Platform:
         plat = Platform(
             tmp_path / f"platform-{len(made)}",
-            env={**GENEROUS_FLOOD, **FAST_EXPIRY, **(env or {})},
+            env={**GENEROUS_FLOOD, **GENEROUS_AUTH, **FAST_EXPIRY, **(env or {})},
             label=f"test platform {len(made)}",
         )
         made.append(plat)
         LIVE.append(plat)
-        plat.start(gateways=gateways)
+        plat.start(gateways=gateways, auth_replicas=auth_replicas)
         return plat
 
     yield make

@@ -13,10 +13,12 @@
 
 use bus::config::BusConfig;
 use bus::names::{fold, partition_of};
-use bus::schema::{BusMessage, Direct, Intent};
+use bus::schema::{AuthRequest, BusMessage, Direct, Intent};
 use bus::topology::{self, BusError};
 use futures::{Stream, StreamExt};
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer, PublisherConfirm};
 use tokio::sync::Mutex;
@@ -25,6 +27,11 @@ use tokio::sync::Mutex;
 const GATEWAY_PREFETCH: u16 = 1000;
 /// Prefetch of each session queue: private messages for one client.
 const SESSION_PREFETCH: u16 = 100;
+/// Per-message TTL of an auth request, in ms. The gateway gives up on an
+/// answer after 10 s; a request still queued by then (no auth service
+/// running) is dropped by the broker rather than acted on too late (a
+/// REGISTER the client was already told failed).
+const AUTH_REQUEST_TTL_MS: &str = "10000";
 
 pub struct BusLink {
     conn: Connection,
@@ -45,6 +52,17 @@ impl BusLink {
         let publisher = topology::confirm_channel(&conn).await?;
         let control = conn.create_channel().await?;
         topology::declare_core(&control, bus.partitions).await?;
+        // Declared here too so that start order does not matter: requests
+        // wait (up to their TTL) for an auth service that is starting. On
+        // a channel of its own and not fatal: accounts are optional, chat
+        // without them must still start.
+        let auth_ch = conn.create_channel().await?;
+        match topology::declare_auth_queue(&auth_ch).await {
+            Ok(()) => {
+                let _ = auth_ch.close(200, "declared".into()).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "declaring the auth request queue failed"),
+        }
         let sessions = conn.create_channel().await?;
         sessions
             .basic_qos(SESSION_PREFETCH, BasicQosOptions { global: false })
@@ -110,6 +128,34 @@ impl BusLink {
         let msg = BusMessage::Direct(direct);
         let key = topology::session_key(sid);
         topology::publish(&self.publisher, topology::DIRECT_EXCHANGE, &key, &msg, true).await
+    }
+
+    /// Publishes an auth request to `auth.requests` (default exchange,
+    /// mandatory), answered into `session.<reply_sid>`: `reply_to` names that
+    /// queue and `correlation_id` is the request id, per the contract.
+    pub async fn publish_auth(
+        &self,
+        reply_sid: &str,
+        req: AuthRequest,
+    ) -> Result<PublisherConfirm, BusError> {
+        let props = topology::message_properties()
+            .with_reply_to(topology::session_queue(reply_sid).as_str().into())
+            .with_correlation_id(req.id.as_str().into())
+            .with_expiration(AUTH_REQUEST_TTL_MS.into());
+        let body = BusMessage::AuthRequest(req).to_json();
+        Ok(self
+            .publisher
+            .basic_publish(
+                "".into(),
+                topology::AUTH_QUEUE.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                &body,
+                props,
+            )
+            .await?)
     }
 
     /// Runs `op` on the control channel, reopening it first if an earlier

@@ -46,6 +46,11 @@ pub struct IrcConfig {
     /// Bound of each client's outbound queue, in lines.
     pub sendq_lines: usize,
     pub max_connections: usize,
+    /// Nicks that are registered account names are kept for their owner:
+    /// a session using one without being logged in to it is renamed.
+    pub reserve_registered_nicks: bool,
+    /// How long such a session has to log in before it is renamed.
+    pub nick_grace_secs: u64,
 }
 
 impl Default for IrcConfig {
@@ -62,6 +67,8 @@ impl Default for IrcConfig {
             flood_rate: 10,
             sendq_lines: 4096,
             max_connections: 10_000,
+            reserve_registered_nicks: false,
+            nick_grace_secs: 30,
         }
     }
 }
@@ -86,6 +93,8 @@ mod tests {
         let c: Config = bus::config::load(None).expect("defaults load");
         assert_eq!(c.irc.listen, "0.0.0.0:6667");
         assert_eq!(c.irc.flood_burst, 20);
+        assert!(!c.irc.reserve_registered_nicks);
+        assert_eq!(c.irc.nick_grace_secs, 30);
         let id = c.gateway_id();
         assert!(id.starts_with("gw-") && id.len() == 11, "{id}");
     }

@@ -1,9 +1,10 @@
-"""Isolation on the shared RabbitMQ and NATS servers.
+"""Isolation on the shared RabbitMQ, NATS and PostgreSQL servers.
 
-Every platform a test starts gets its own RabbitMQ vhost `t-<hex>` and NATS
-bucket prefix `t<hex>`, so test runs never see each other (nor a `make up`
-running on the default vhost `/` with prefix `chat`), and both are removed
-afterwards.
+Every platform a test starts gets its own RabbitMQ vhost `t-<hex>`, NATS
+bucket prefix `t<hex>` and PostgreSQL database `t_<hex>` (created by the
+auth service itself when it first starts), so test runs never see each other
+(nor a `make up` running on the default vhost `/`, prefix `chat`, database
+`chat`), and all three are removed afterwards.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 
 NATS_URL = "nats://127.0.0.1:4222"
 AMQP_HOST = "127.0.0.1:5672"
+PG_SERVER = "postgres://postgres@127.0.0.1:5432"
 BUCKETS = ("sessions", "nicks", "rooms", "routers")
 # Ports a `make up` may be using: never hand them out.
 RESERVED_PORTS = {6667, 9100, 9101}
@@ -55,6 +57,8 @@ class Isolation:
         self.vhost = f"t-{token}"
         self.prefix = f"t{token}"
         self.amqp_url = f"amqp://guest:guest@{AMQP_HOST}/{self.vhost}"
+        self.database = f"t_{token}"
+        self.postgres_url = f"{PG_SERVER}/{self.database}"
 
     def create(self) -> None:
         rabbitmqctl("add_vhost", self.vhost)
@@ -72,6 +76,10 @@ class Isolation:
             asyncio.run(delete_buckets(self.prefix))
         except Exception as e:  # noqa: BLE001
             problems.append(f"deleting NATS buckets {self.prefix}_*: {e}")
+        try:
+            drop_database(self.database)
+        except Exception as e:  # noqa: BLE001
+            problems.append(f"dropping database {self.database}: {e}")
         return problems
 
     def bindings(self) -> list[tuple[str, str, str, str]]:
@@ -87,6 +95,17 @@ class Isolation:
             if len(cols) == 4:
                 rows.append((cols[0], cols[1], cols[2], cols[3]))
         return rows
+
+
+def drop_database(name: str) -> None:
+    """DROP DATABASE … WITH (FORCE): also ends sessions a killed service left."""
+    proc = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1",
+         "-qc", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'],
+        capture_output=True, text=True, timeout=60,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"psql failed ({proc.returncode}): {proc.stderr.strip()}")
 
 
 async def delete_buckets(prefix: str) -> None:

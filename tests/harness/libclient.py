@@ -22,7 +22,18 @@ class LenientBuffer(buffer.DecodingLineBuffer):
 
 
 class LibClient:
-    def __init__(self, host: str, port: int, nick: str, username: str | None = None, realname: str = "Lib Client"):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        nick: str,
+        username: str | None = None,
+        realname: str = "Lib Client",
+        sasl_login: str | None = None,
+        password: str | None = None,
+    ):
+        """With `sasl_login` and `password` the library logs in with SASL
+        PLAIN during registration (its own CAP/AUTHENTICATE state machine)."""
         self.nick = nick
         self.reactor = irc.client.Reactor()
         self.events: list[irc.client.Event] = []
@@ -31,7 +42,10 @@ class LibClient:
         self.reactor.add_global_handler("all_events", self._on_event, -10)
         self.conn = self.reactor.server()
         self.conn.buffer_class = LenientBuffer
-        self.conn.connect(host, port, nick, username=username or nick[:10], ircname=realname)
+        self.conn.connect(
+            host, port, nick, password=password, username=username or nick[:10], ircname=realname,
+            sasl_login=sasl_login,
+        )
         self._thread = threading.Thread(target=self._loop, daemon=True, name=f"irclib-{nick}")
         self._thread.start()
 

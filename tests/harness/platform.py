@@ -1,15 +1,20 @@
 """Starting and stopping the chat platform's processes for tests.
 
-A `Platform` is one deployment: its own vhost/prefix (see `infra`), one
-router and N gateways on free ports, each process logging to its own file.
-It waits for every process's /readyz before handing it to a test, and on
-close SIGTERMs (then SIGKILLs) everything, deletes the vhost and buckets,
-and reports any `panicked at` found in the logs.
+A `Platform` is one deployment: its own vhost/prefix/database (see
+`infra`), one router, one or more auth-service replicas and N gateways on
+free ports, each process logging to its own file. It waits for every
+process's /readyz before handing it to a test, and on close SIGTERMs (then
+SIGKILLs) everything, deletes the vhost, buckets and database, and reports
+any `panicked at` found in the logs.
+
+The auth service is started whenever `target/debug/auth-service` exists
+(before issue 3 landed it did not, and the rest of the suite ran without it).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import string
@@ -25,10 +30,18 @@ from .raw import RawClient
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 60.0
 PANIC = "panicked at"
+EXECUTABLES = {"router": "router-service", "gateway": "edge-gateway", "auth": "auth-service"}
+# Auth settings of every test platform: a lockout short enough to wait for.
+AUTH_DEFAULTS = {"CHAT__AUTH__LOCKOUT_SECS": "3"}
 
 
 def bin_dir() -> Path:
     return Path(os.environ.get("CHAT_BIN_DIR", REPO / "target" / "debug"))
+
+
+def auth_built() -> bool:
+    """True once the auth service binary exists (then it is always started)."""
+    return (bin_dir() / EXECUTABLES["auth"]).exists()
 
 
 def tail(path: Path, lines: int = 40) -> str:
@@ -40,7 +53,7 @@ def tail(path: Path, lines: int = 40) -> str:
 
 
 class Process:
-    """One running binary (router or gateway) of a platform."""
+    """One running binary (router, auth or gateway) of a platform."""
 
     def __init__(self, kind: str, name: str, env: dict[str, str], log: Path, admin: str):
         self.kind, self.name, self.env, self.log, self.admin = kind, name, env, log, admin
@@ -49,9 +62,9 @@ class Process:
         self.gateway_id: str | None = None
 
     def start(self) -> None:
-        exe = bin_dir() / ("router-service" if self.kind == "router" else "edge-gateway")
+        exe = bin_dir() / EXECUTABLES[self.kind]
         if not exe.exists():
-            raise RuntimeError(f"{exe} not built (cargo build -p edge-gateway -p router-service)")
+            raise RuntimeError(f"{exe} not built (cargo build --workspace)")
         # If the test run itself dies (SIGKILL, a hard timeout), the kernel
         # sends the process SIGTERM instead of leaving it running for ever.
         cmd = [str(exe)]
@@ -122,7 +135,8 @@ class Process:
 
 
 class Platform:
-    """A router and gateways on a private vhost and NATS prefix."""
+    """A router, auth replicas and gateways on a private vhost, NATS prefix
+    and database."""
 
     def __init__(self, workdir: Path, env: dict[str, str] | None = None, label: str = "platform"):
         self.workdir = Path(workdir)
@@ -131,15 +145,22 @@ class Platform:
         self.iso = infra.Isolation()
         self.common_env = dict(env or {})
         self.router: Process | None = None
+        self.auths: list[Process] = []
         self.gateways: list[Process] = []
         self.all: list[Process] = []
         self._created = False
         self._letters = iter(string.ascii_lowercase)
+        self._auth_count = 0
         self.router_admin = f"127.0.0.1:{infra.free_port()}"
+        self._extra_logs: list[Path] = []
+        # Every replica of a deployment must share the token/SCRAM-state secret.
+        self.auth_secret = secrets.token_hex(24)
 
     # ------------------------------------------------------------- building
 
-    def _env(self, extra: dict[str, str] | None) -> dict[str, str]:
+    def _env(self, extra: dict[str, str] | None, defaults: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment of a process: ours without CHAT*, the platform's
+        isolation, then `defaults`, the platform's `env`, and `extra`."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT")}
         env.update(
             CHAT__AMQP__URL=self.iso.amqp_url,
@@ -151,17 +172,74 @@ class Platform:
             NO_COLOR="1",
         )
         env.pop("RUST_LOG", None)
+        env.update(defaults or {})
         env.update(self.common_env)
         env.update(extra or {})
         return env
 
-    def start(self, gateways: int = 2) -> "Platform":
+    def start(self, gateways: int = 2, auth_replicas: int = 1) -> "Platform":
         self.iso.create()
         self._created = True
         self.start_router()
+        if auth_built():
+            # All replicas at once: their migrations race on an empty database.
+            for proc in [self.start_auth(wait=False) for _ in range(auth_replicas)]:
+                proc.wait_ready()
         for _ in range(gateways):
             self.start_gateway()
         return self
+
+    def auth_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """What the auth service and `chatctl` run with (no admin port)."""
+        return self._env(extra, defaults={
+            "CHAT__POSTGRES__URL": self.iso.postgres_url,
+            "CHAT__AUTH__SECRET": self.auth_secret,
+            **AUTH_DEFAULTS,
+        })
+
+    def start_auth(self, env: dict[str, str] | None = None, wait: bool = True) -> Process:
+        """Starts one more auth-service replica (`auth-1`, `auth-2`, …) and
+        (if `wait`) waits for its /readyz, which includes its database being
+        created and migrated."""
+        self._auth_count += 1
+        name = f"auth-{self._auth_count}"
+        admin = f"127.0.0.1:{infra.free_port()}"
+        proc = Process(
+            "auth", name, self.auth_env({"CHAT__ADMIN__LISTEN": admin, **(env or {})}),
+            self.workdir / f"{name}.log", admin,
+        )
+        proc.start()
+        self.auths.append(proc)
+        self.all.append(proc)
+        if wait:
+            proc.wait_ready()
+        return proc
+
+    def chatctl(self, *args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Runs `chatctl ARGS…` against this platform's database; its output
+        is also appended to chatctl.log (searched like the other logs)."""
+        exe = bin_dir() / "chatctl"
+        if not exe.exists():
+            raise RuntimeError(f"{exe} not built (cargo build -p auth-service)")
+        proc = subprocess.run(
+            [str(exe), *args], env=self.auth_env(), input=stdin, capture_output=True,
+            text=True, timeout=timeout,
+        )
+        log = self.workdir / "chatctl.log"
+        with open(log, "a") as out:
+            out.write(f"==== chatctl {' '.join(args)} → exit {proc.returncode} ====\n")
+            out.write(proc.stdout)
+            out.write(proc.stderr)
+        self._extra_logs.append(log)
+        return proc
+
+    def sql(self, query: str, params: tuple = ()) -> list[tuple]:
+        """Runs one query on this platform's database and returns the rows."""
+        import psycopg
+
+        with psycopg.connect(self.iso.postgres_url, connect_timeout=10, autocommit=True) as conn:
+            cur = conn.execute(query, params)
+            return cur.fetchall() if cur.description else []
 
     def start_router(self, env: dict[str, str] | None = None) -> Process:
         """Starts the router (again, after `stop_router`/`kill9`), waits for /readyz."""
@@ -225,10 +303,10 @@ class Platform:
 
     def logs(self) -> list[Path]:
         seen, out = set(), []
-        for p in self.all:
-            if p.log not in seen:
-                seen.add(p.log)
-                out.append(p.log)
+        for log in [p.log for p in self.all] + self._extra_logs:
+            if log not in seen:
+                seen.add(log)
+                out.append(log)
         return out
 
     def log_tails(self, lines: int = 40) -> str:
@@ -254,8 +332,8 @@ class Platform:
     # ------------------------------------------------------------ teardown
 
     def close(self) -> list[str]:
-        """Stops every process (gateways first), removes the vhost and the
-        buckets. Returns problems: panics in logs, cleanup failures."""
+        """Stops every process (gateways first, then auth, then the router),
+        removes the vhost, the buckets and the database. Returns problems: panics in logs, cleanup failures."""
         problems = []
         for proc in reversed(self.all):
             try:

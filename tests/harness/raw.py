@@ -248,7 +248,8 @@ class RawClient:
     def join(self, channel: str, key: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> Line:
         """JOIN and wait for the end of NAMES (366): the join is complete."""
         self.send(f"JOIN {channel}" + (f" {key}" if key else ""))
-        self.expect(rf"^(?:@\S+ )?:{re.escape(self.nick or '')}!\S+ JOIN :?{re.escape(channel)}$", timeout)
+        # (with extended-join the line goes on: `<account or *> :<realname>`)
+        self.expect(rf"^(?:@\S+ )?:{re.escape(self.nick or '')}!\S+ JOIN :?{re.escape(channel)}(?: \S+ :.*)?$", timeout)
         return self.expect(self.num("366") + rf"{re.escape(channel)} ", timeout)
 
 

@@ -14,17 +14,30 @@ pub enum Cap {
     MultiPrefix,
     ServerTime,
     Batch,
+    Sasl,
+    AccountRegistration,
+    AccountTag,
+    AccountNotify,
+    ExtendedJoin,
 }
 
 /// Every capability offered, in the order `CAP LS` lists them.
-pub const SUPPORTED: [Cap; 6] = [
+pub const SUPPORTED: [Cap; 11] = [
     Cap::CapNotify,
     Cap::EchoMessage,
     Cap::MessageTags,
     Cap::MultiPrefix,
     Cap::ServerTime,
     Cap::Batch,
+    Cap::Sasl,
+    Cap::AccountRegistration,
+    Cap::AccountTag,
+    Cap::AccountNotify,
+    Cap::ExtendedJoin,
 ];
+
+/// The SASL mechanisms offered (the `sasl` cap value and numeric 908).
+pub const SASL_MECHANISMS: &str = "PLAIN,SCRAM-SHA-256";
 
 impl Cap {
     pub fn name(self) -> &'static str {
@@ -35,6 +48,21 @@ impl Cap {
             Cap::MultiPrefix => "multi-prefix",
             Cap::ServerTime => "server-time",
             Cap::Batch => "batch",
+            Cap::Sasl => "sasl",
+            Cap::AccountRegistration => "draft/account-registration",
+            Cap::AccountTag => "account-tag",
+            Cap::AccountNotify => "account-notify",
+            Cap::ExtendedJoin => "extended-join",
+        }
+    }
+
+    /// The value shown after `=` in `CAP LS 302` (301 clients get names only).
+    pub fn value(self) -> Option<&'static str> {
+        match self {
+            Cap::Sasl => Some(SASL_MECHANISMS),
+            // Registration works before the connection is registered.
+            Cap::AccountRegistration => Some("before-connect"),
+            _ => None,
         }
     }
 
@@ -42,14 +70,14 @@ impl Cap {
         SUPPORTED.into_iter().find(|c| c.name() == name)
     }
 
-    fn bit(self) -> u8 {
+    fn bit(self) -> u16 {
         1 << (self as u8)
     }
 }
 
 /// The capabilities a client has enabled.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CapSet(u8);
+pub struct CapSet(u16);
 
 impl CapSet {
     pub fn has(self, cap: Cap) -> bool {
@@ -75,9 +103,14 @@ impl CapSet {
     }
 }
 
-/// The `CAP LS` list.
-pub fn ls_list() -> String {
-    SUPPORTED.map(Cap::name).join(" ")
+/// The `CAP LS` list; with values (`sasl=PLAIN,…`) for `CAP LS 302`.
+pub fn ls_list(with_values: bool) -> String {
+    SUPPORTED
+        .map(|c| match c.value() {
+            Some(v) if with_values => format!("{}={v}", c.name()),
+            _ => c.name().to_string(),
+        })
+        .join(" ")
 }
 
 /// Parses a `CAP REQ` argument into `(cap, enable)` changes. `None` if any
@@ -112,7 +145,11 @@ mod tests {
             parse_req("echo-message -server-time", false),
             Some(vec![(Cap::EchoMessage, true), (Cap::ServerTime, false)])
         );
-        assert_eq!(parse_req("echo-message sasl", false), None);
+        assert_eq!(parse_req("echo-message sasl=PLAIN", false), None);
+        assert_eq!(
+            parse_req("sasl draft/account-registration", false),
+            Some(vec![(Cap::Sasl, true), (Cap::AccountRegistration, true)])
+        );
         assert_eq!(parse_req("", false), None);
         assert_eq!(parse_req("-cap-notify", true), None);
         assert!(parse_req("-cap-notify", false).is_some());
@@ -127,9 +164,14 @@ mod tests {
         assert_eq!(s.names(), "message-tags batch");
         s.set(Cap::Batch, false);
         assert_eq!(s.names(), "message-tags");
+        s.set(Cap::ExtendedJoin, true);
+        assert!(s.has(Cap::ExtendedJoin) && !s.has(Cap::AccountNotify));
         assert_eq!(
-            ls_list(),
-            "cap-notify echo-message message-tags multi-prefix server-time batch"
+            ls_list(false),
+            "cap-notify echo-message message-tags multi-prefix server-time batch \
+             sasl draft/account-registration account-tag account-notify extended-join"
         );
+        assert!(ls_list(true).contains(" sasl=PLAIN,SCRAM-SHA-256 "));
+        assert!(ls_list(true).contains(" draft/account-registration=before-connect "));
     }
 }

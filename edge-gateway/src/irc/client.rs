@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use bus::schema::{
-    Actor, Direct, EventBody, IntentBody, MessageKind, Reply, RoomEvent, SessionRecord,
+    Actor, Direct, DirectBody, EventBody, IntentBody, MessageKind, Reply, RoomEvent, SessionRecord,
     SCHEMA_VERSION,
 };
 use bus::{names::fold, new_id, now_ms};
@@ -16,10 +16,13 @@ use std::future::Future;
 use std::pin::Pin;
 use tokio::sync::mpsc;
 
+use super::auth::AuthPending;
 use super::caps::CapSet;
+use super::commands::sasl::Sasl;
 use super::line::Message;
 use super::numeric::Numerics;
 use super::render::{self, View};
+use super::reservation::Guard;
 use crate::bus_link::{confirmed, Outcome};
 use crate::gateway::Gateway;
 use crate::metrics;
@@ -73,6 +76,11 @@ pub enum Pending {
         kind: MessageKind,
         echo: Option<Message>,
     },
+    /// An auth request: if the broker refuses it, the request fails now
+    /// instead of at its timeout.
+    Auth {
+        id: String,
+    },
 }
 
 /// `Sync` too, so that `&Client` may be held across an await in a spawned task.
@@ -111,6 +119,21 @@ pub struct Client {
     /// Set at registration, taken by the connection loop to poll.
     pub inbox: Option<mpsc::Receiver<Outbound>>,
     pub directs: Option<Consumer>,
+    /// The session id, chosen at connection time: the session queue may be
+    /// needed (for auth answers) before registration completes.
+    pub pending_sid: String,
+    /// `session.<pending_sid>` was declared and is being consumed.
+    pub queue_open: bool,
+    /// The logged-in account (canonical, case-folded), if any.
+    pub account: Option<String>,
+    /// The auth request in flight (one at a time per connection).
+    pub auth: Option<AuthPending>,
+    /// The server's own background request in flight (nick reservation).
+    pub auth_background: Option<AuthPending>,
+    /// Where a SASL exchange stands.
+    pub sasl: Sasl,
+    /// A pending rename for holding a registered nick (nick reservation).
+    pub guard: Option<Guard>,
     recent_events: VecDeque<String>,
     notice_intents: VecDeque<String>,
 }
@@ -136,6 +159,13 @@ impl Client {
             confirms: FuturesUnordered::new(),
             inbox: None,
             directs: None,
+            pending_sid: new_id(),
+            queue_open: false,
+            account: None,
+            auth: None,
+            auth_background: None,
+            sasl: Sasl::default(),
+            guard: None,
             recent_events: VecDeque::new(),
             notice_intents: VecDeque::new(),
         }
@@ -199,7 +229,27 @@ impl Client {
             user: self.user().to_string(),
             host: self.host.clone(),
             realname: self.realname.clone(),
-            account: None,
+            account: self.account.clone(),
+        }
+    }
+
+    /// Declares and starts consuming `session.<sid>` unless already done:
+    /// at the first auth request or at registration, whichever comes first,
+    /// so connections that do neither cost the broker nothing.
+    pub async fn ensure_session_queue(&mut self) -> bool {
+        if self.queue_open {
+            return true;
+        }
+        match self.gw.link.open_session_queue(&self.pending_sid).await {
+            Ok(consumer) => {
+                self.directs = Some(consumer);
+                self.queue_open = true;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "opening the session queue failed");
+                false
+            }
         }
     }
 
@@ -306,7 +356,8 @@ impl Client {
         let shared_id = match &ev.body {
             EventBody::Quit { event, .. }
             | EventBody::Nick { event, .. }
-            | EventBody::Away { event, .. } => Some(event),
+            | EventBody::Away { event, .. }
+            | EventBody::Account { event, .. } => Some(event),
             _ => None,
         };
         let duplicate = shared_id.is_some_and(|id| self.seen_event(id));
@@ -340,8 +391,13 @@ impl Client {
         }
     }
 
-    /// A delivery from `session.<sid>`.
+    /// A delivery from `session.<sid>`. A kill (NickServ GHOST) ends the
+    /// connection with `Killed (<reason>)`.
     pub fn on_direct(&mut self, d: &Direct) {
+        if let DirectBody::Kill { reason } = &d.body {
+            self.kill.kill(&format!("Killed ({reason})"));
+            return;
+        }
         let lines = render::direct(d, &self.view());
         self.send_all(lines);
     }
@@ -351,6 +407,8 @@ impl Client {
         match (pending, outcome) {
             (Pending::Intent, Outcome::Confirmed) => {}
             (Pending::Intent, _) => self.bus_trouble(),
+            (Pending::Auth { .. }, Outcome::Confirmed) => {}
+            (Pending::Auth { id }, _) => super::auth::refused(self, &id),
             (Pending::Direct { echo, .. }, Outcome::Confirmed) => {
                 if let Some(m) = echo {
                     self.send(m);

@@ -20,6 +20,7 @@ use super::client::{Client, OutQueue};
 use super::commands;
 use super::line::{parse, Message, ParseError};
 use super::transport::{Frame, LineSource};
+use super::{auth, reservation};
 use crate::bus_link::next_delivery;
 use crate::gateway::Gateway;
 use crate::metrics;
@@ -157,6 +158,8 @@ pub async fn run<S: LineSource>(
             timer = timer.min(registration_deadline);
         }
         let can_read = pending_bytes < MAX_PENDING_BYTES;
+        let auth_deadline = auth::deadline(&c);
+        let guard_deadline = reservation::deadline(&c);
         tokio::select! {
             r = kill.wait() => break r,
             _ = shutdown.wait() => break "Server shutting down".to_string(),
@@ -185,6 +188,12 @@ pub async fn run<S: LineSource>(
                 }
             },
             Some((p, outcome)) = c.confirms.next(), if !c.confirms.is_empty() => c.on_confirm(p, outcome),
+            _ = sleep_until(auth_deadline.unwrap_or(timer)), if auth_deadline.is_some() => {
+                auth::on_timeout(&mut c).await;
+            }
+            _ = sleep_until(guard_deadline.unwrap_or(timer)), if guard_deadline.is_some() => {
+                reservation::enforce(&mut c).await;
+            }
             _ = sleep_until(timer) => {
                 let now = Instant::now();
                 if c.session.is_none() && now >= registration_deadline {
@@ -221,7 +230,7 @@ async fn next_direct(consumer: &mut Option<Consumer>) -> Option<Delivery> {
     }
 }
 
-/// Renders a session-queue delivery, then acks it.
+/// Renders a session-queue delivery (or routes an auth answer), then acks it.
 async fn on_direct(c: &mut Client, d: Delivery) {
     match BusMessage::from_json(&d.data) {
         Ok(BusMessage::Direct(direct)) => {
@@ -229,6 +238,13 @@ async fn on_direct(c: &mut Client, d: Delivery) {
             if let Err(e) = d.acker.ack(BasicAckOptions::default()).await {
                 tracing::warn!(error = %e, "ack on a session queue failed");
             }
+        }
+        Ok(BusMessage::AuthReply(reply)) => {
+            // Acked first: an answer is only useful to this connection now.
+            if let Err(e) = d.acker.ack(BasicAckOptions::default()).await {
+                tracing::warn!(error = %e, "ack on a session queue failed");
+            }
+            auth::on_reply(c, reply).await;
         }
         Ok(_) | Err(_) => {
             tracing::warn!("rejecting an unexpected message on a session queue");
@@ -276,6 +292,13 @@ async fn teardown(
         .send_last(format!("ERROR :Closing Link: {} ({reason})", c.host))
         .await;
     let Some(session) = c.session.as_ref() else {
+        // Never registered, but it may have asked the auth service.
+        if c.queue_open {
+            drop(directs);
+            if let Err(e) = gw.link.close_session_queue(&c.pending_sid).await {
+                tracing::debug!(error = %e, "deleting the session queue failed (it will expire)");
+            }
+        }
         return;
     };
     let (sid, shared) = (session.sid.clone(), session.shared.clone());

@@ -4,6 +4,7 @@
 //! [`transport`] adapts a byte stream to lines. A WebSocket transport can
 //! be added beside TCP without touching the core.
 
+pub mod auth;
 pub mod caps;
 pub mod client;
 pub mod commands;
@@ -13,6 +14,7 @@ pub mod line;
 pub mod modestr;
 pub mod numeric;
 pub mod render;
+pub mod reservation;
 pub mod transport;
 pub mod validate;
 

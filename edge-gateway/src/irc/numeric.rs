@@ -29,6 +29,7 @@ pub const RPL_WHOISIDLE: u16 = 317;
 pub const RPL_ENDOFWHOIS: u16 = 318;
 pub const RPL_WHOISCHANNELS: u16 = 319;
 pub const RPL_LISTSTART: u16 = 321;
+pub const RPL_WHOISACCOUNT: u16 = 330;
 pub const RPL_LIST: u16 = 322;
 pub const RPL_LISTEND: u16 = 323;
 pub const RPL_CHANNELMODEIS: u16 = 324;

@@ -72,6 +72,14 @@ pub fn tagged(
     m
 }
 
+/// IRCv3 `account-tag`: who sent it, if logged in and the client asked.
+pub fn with_account(m: Message, v: &View, account: Option<&str>) -> Message {
+    match account {
+        Some(a) if v.caps.has(Cap::AccountTag) => m.tag("account", a),
+        _ => m,
+    }
+}
+
 fn command_of(kind: MessageKind) -> &'static str {
     match kind {
         MessageKind::Privmsg => "PRIVMSG",
@@ -104,13 +112,27 @@ pub fn chat_line(
     Some(tagged(m, v, at, id, Some(tags)))
 }
 
-/// The lines a room event shows this client.
+/// The lines a room event shows this client, with `account=` for clients
+/// with `account-tag`.
 pub fn event(ev: &RoomEvent, v: &View) -> Vec<Message> {
+    let account = ev.actor.account.as_deref();
+    event_lines(ev, v)
+        .into_iter()
+        .map(|m| with_account(m, v, account))
+        .collect()
+}
+
+fn event_lines(ev: &RoomEvent, v: &View) -> Vec<Message> {
     let chan = channel_of(&ev.name);
     let src = ev.actor.hostmask();
     let mine = ev.actor.sid == v.sid;
     let base = |cmd: &str| Message::new(cmd).with_source(src.as_str());
     let m = match &ev.body {
+        // extended-join: the account (or `*`) and the realname.
+        EventBody::Join if v.caps.has(Cap::ExtendedJoin) => base("JOIN")
+            .param(chan.as_str())
+            .param(ev.actor.account.as_deref().unwrap_or("*"))
+            .text(ev.actor.realname.as_str()),
         EventBody::Join => base("JOIN").param(chan.as_str()),
         EventBody::Part { reason: Some(r) } => base("PART").param(chan.as_str()).text(r.as_str()),
         EventBody::Part { reason: None } => base("PART").param(chan.as_str()),
@@ -133,8 +155,11 @@ pub fn event(ev: &RoomEvent, v: &View) -> Vec<Message> {
         EventBody::Nick { new, .. } => base("NICK").param(new.as_str()),
         // away-notify is a later issue.
         EventBody::Away { .. } => return Vec::new(),
-        // account-notify is not advertised yet (issue 3).
-        EventBody::Account { .. } => return Vec::new(),
+        // account-notify; the actor itself was told with 900.
+        EventBody::Account { .. } if mine || !v.caps.has(Cap::AccountNotify) => return Vec::new(),
+        EventBody::Account { account, .. } => {
+            base("ACCOUNT").param(account.as_deref().unwrap_or("*"))
+        }
         EventBody::Message { .. } if mine && !v.caps.has(Cap::EchoMessage) => return Vec::new(),
         EventBody::Message { kind, text, tags } => {
             return chat_line(&src, &chan, *kind, text, tags, &ev.id, ev.at, v)
@@ -155,6 +180,14 @@ pub fn event(ev: &RoomEvent, v: &View) -> Vec<Message> {
 
 /// The lines a direct delivery shows this client.
 pub fn direct(d: &Direct, v: &View) -> Vec<Message> {
+    let account = d.from.account.as_deref();
+    direct_lines(d, v)
+        .into_iter()
+        .map(|m| with_account(m, v, account))
+        .collect()
+}
+
+fn direct_lines(d: &Direct, v: &View) -> Vec<Message> {
     let src = d.from.hostmask();
     match &d.body {
         DirectBody::Message { kind, text, tags } => {
@@ -522,6 +555,75 @@ mod tests {
             wire(event(&e, &view(&[Cap::MessageTags]))),
             vec!["@msgid=m1;+draft/react=x\\sy :bob!~u@h TAGMSG #Ops"]
         );
+    }
+
+    fn logged_in(mut e: RoomEvent) -> RoomEvent {
+        e.actor.account = Some("bobacct".into());
+        e
+    }
+
+    #[test]
+    fn account_tag_only_for_logged_in_senders_and_the_cap() {
+        let e = logged_in(ev("bob", "bob", msg(MessageKind::Privmsg, "hi")));
+        assert_eq!(
+            wire(event(&e, &view(&[Cap::AccountTag]))),
+            vec!["@account=bobacct :bob!~u@h PRIVMSG #Ops :hi"]
+        );
+        assert_eq!(
+            wire(event(&e, &view(&[]))),
+            vec![":bob!~u@h PRIVMSG #Ops :hi"]
+        );
+        let anon = ev("bob", "bob", msg(MessageKind::Privmsg, "hi"));
+        assert_eq!(
+            wire(event(&anon, &view(&[Cap::AccountTag]))),
+            vec![":bob!~u@h PRIVMSG #Ops :hi"]
+        );
+        let d = Direct {
+            v: 1,
+            id: "d1".into(),
+            at: 0,
+            from: e.actor.clone(),
+            body: DirectBody::Invite {
+                room: "ops".into(),
+                name: "Ops".into(),
+            },
+        };
+        assert_eq!(
+            wire(direct(&d, &view(&[Cap::AccountTag]))),
+            vec!["@account=bobacct :bob!~u@h INVITE alice #Ops"]
+        );
+    }
+
+    #[test]
+    fn extended_join_shows_account_and_realname() {
+        let v = view(&[Cap::ExtendedJoin]);
+        assert_eq!(
+            wire(event(&logged_in(ev("bob", "bob", EventBody::Join)), &v)),
+            vec![":bob!~u@h JOIN #Ops bobacct :Real Name"]
+        );
+        assert_eq!(
+            wire(event(&ev("bob", "bob", EventBody::Join), &v)),
+            vec![":bob!~u@h JOIN #Ops * :Real Name"]
+        );
+    }
+
+    #[test]
+    fn account_notify_for_others_with_the_cap() {
+        let body = |a: Option<&str>| EventBody::Account {
+            account: a.map(Into::into),
+            event: "x".into(),
+        };
+        let v = view(&[Cap::AccountNotify]);
+        assert_eq!(
+            wire(event(&ev("bob", "bob", body(Some("bobacct"))), &v)),
+            vec![":bob!~u@h ACCOUNT bobacct"]
+        );
+        assert_eq!(
+            wire(event(&ev("bob", "bob", body(None)), &v)),
+            vec![":bob!~u@h ACCOUNT *"]
+        );
+        assert!(event(&ev("bob", "bob", body(Some("b"))), &view(&[])).is_empty());
+        assert!(event(&ev("me", "alice", body(Some("a"))), &v).is_empty());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::irc::caps::Cap;
 use crate::irc::client::{Client, Pending};
 use crate::irc::line::{truncated, Message, MAX_BODY_BYTES};
 use crate::irc::numeric::*;
-use crate::irc::render::chat_line;
+use crate::irc::render::{chat_line, with_account};
 use crate::irc::validate::{is_channel, room_of, valid_channel, valid_nick, MAXTARGETS};
 
 /// Client-only tags relayed per message, in bytes (the IRCv3 limit).
@@ -83,6 +83,13 @@ pub async fn message(c: &mut Client, m: &Message) {
     }
     let source = c.source();
     for target in targets {
+        if super::nickserv::is_nickserv(target) {
+            if kind == MessageKind::Privmsg {
+                super::nickserv::command(c, m.params.get(1).map(String::as_str).unwrap_or(""))
+                    .await;
+            }
+            continue;
+        }
         let text = truncated(text, text_budget(&source, &m.command, target));
         if is_channel(target) {
             if !valid_channel(target) {
@@ -148,6 +155,7 @@ async fn private(c: &mut Client, target: &str, kind: MessageKind, text: String, 
     let at = now_ms();
     let echo = if c.caps.has(Cap::EchoMessage) {
         chat_line(&c.source(), &nick, kind, &text, &tags, &id, at, &c.view())
+            .map(|m| with_account(m, &c.view(), c.account.as_deref()))
     } else {
         None
     };

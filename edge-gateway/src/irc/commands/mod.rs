@@ -1,17 +1,31 @@
 //! Command dispatch: one file per command family.
 
+pub mod account;
 mod channel;
 mod messaging;
 mod mode;
+pub mod nickserv;
 mod query;
 pub mod registration;
-mod user;
+pub mod sasl;
+pub mod user;
 
 use super::client::Client;
 use super::line::Message;
 
 /// Commands a client may send before registration completes.
-const BEFORE_REGISTRATION: [&str; 7] = ["CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT"];
+const BEFORE_REGISTRATION: [&str; 10] = [
+    "CAP",
+    "NICK",
+    "USER",
+    "PASS",
+    "PING",
+    "PONG",
+    "QUIT",
+    "AUTHENTICATE",
+    "REGISTER",
+    "VERIFY",
+];
 
 /// Handles one parsed message.
 pub async fn dispatch(c: &mut Client, m: Message) {
@@ -27,6 +41,9 @@ pub async fn dispatch(c: &mut Client, m: Message) {
         "NICK" => registration::nick(c, &m).await,
         "USER" => registration::user(c, &m).await,
         "PASS" => registration::pass(c, &m),
+        "AUTHENTICATE" => sasl::authenticate(c, &m).await,
+        "REGISTER" => account::register(c, &m).await,
+        "VERIFY" => account::verify(c, &m),
         "PING" => registration::ping(c, &m),
         "PONG" => {}
         "QUIT" => registration::quit(c, &m),

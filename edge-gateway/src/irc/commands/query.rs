@@ -165,6 +165,14 @@ pub async fn whois(c: &mut Client, m: &crate::irc::line::Message) {
     if let Some(away) = &rec.away {
         c.send(n.n(RPL_AWAY).param(a.nick.as_str()).text(away.as_str()));
     }
+    if let Some(account) = &a.account {
+        c.send(
+            n.n(RPL_WHOISACCOUNT)
+                .param(a.nick.as_str())
+                .param(account.as_str())
+                .text("is logged in as"),
+        );
+    }
     c.send(
         n.n(RPL_WHOISIDLE)
             .param(a.nick.as_str())

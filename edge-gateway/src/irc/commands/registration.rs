@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
+use bus::now_ms;
 use bus::schema::SessionRecord;
-use bus::{new_id, now_ms};
 use tokio::sync::mpsc;
 
-use super::query;
+use super::{nickserv, query};
 use crate::irc::caps::{self, Cap};
 use crate::irc::client::{Client, Registered};
 use crate::irc::isupport;
@@ -46,7 +46,7 @@ pub async fn cap(c: &mut Client, m: &Message) {
             if c.session.is_none() {
                 c.cap_negotiating = true;
             }
-            c.send(reply(c, "LS").text(caps::ls_list()));
+            c.send(reply(c, "LS").text(caps::ls_list(version >= 302)));
         }
         "LIST" => c.send(reply(c, "LIST").text(c.caps.names())),
         "REQ" => {
@@ -88,7 +88,7 @@ pub async fn nick(c: &mut Client, m: &Message) {
         c.send(c.num().n(ERR_NONICKNAMEGIVEN).text("No nickname given"));
         return;
     };
-    if !valid_nick(nick) {
+    if !valid_nick(nick) || nickserv::is_nickserv(nick) {
         c.send(c.num().erroneous_nick(nick));
         return;
     }
@@ -145,14 +145,16 @@ pub fn quit(c: &mut Client, m: &Message) {
 /// Completes registration once NICK and USER are in and CAP negotiation
 /// (if started) has ended.
 pub async fn complete(c: &mut Client) {
-    if c.session.is_some() || c.cap_negotiating || c.user.is_none() {
+    // An auth request in flight (SASL, REGISTER) finishes first, so the
+    // session starts with its account; its answer calls us again.
+    if c.session.is_some() || c.cap_negotiating || c.user.is_none() || c.auth.is_some() {
         return;
     }
     let Some(nick) = c.nick.clone() else {
         return;
     };
     let gw = c.gw.clone();
-    let sid = new_id();
+    let sid = c.pending_sid.clone();
     let nick_rev = match gw.registry.claim_nick(&nick, &sid).await {
         Ok(rev) => rev,
         Err(RegistryError::NickInUse) => {
@@ -202,17 +204,14 @@ pub async fn complete(c: &mut Client) {
     }
     gw.sessions.insert(SessionHandle { tx, shared });
     c.inbox = Some(rx);
-    match gw.link.open_session_queue(&sid).await {
-        Ok(consumer) => c.directs = Some(consumer),
-        Err(e) => {
-            tracing::warn!(error = %e, "opening the session queue failed");
-            c.kill.kill("Service temporarily unavailable");
-            return;
-        }
+    if !c.ensure_session_queue().await {
+        c.kill.kill("Service temporarily unavailable");
+        return;
     }
     gw.note_sessions();
     tracing::debug!(%sid, %nick, host = %c.host, "registered");
     welcome(c).await;
+    crate::irc::reservation::check(c).await;
 }
 
 /// 001–005, LUSERS and MOTD.

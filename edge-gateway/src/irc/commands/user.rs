@@ -34,7 +34,7 @@ pub async fn nick(c: &mut Client, m: &Message) {
         c.send(c.num().n(ERR_NONICKNAMEGIVEN).text("No nickname given"));
         return;
     };
-    if !valid_nick(&new) {
+    if !valid_nick(&new) || super::nickserv::is_nickserv(&new) {
         c.send(c.num().erroneous_nick(&new));
         return;
     }
@@ -94,6 +94,7 @@ pub async fn nick(c: &mut Client, m: &Message) {
     // The intents still carry the old identity: the router shows `old NICK new`.
     announce(c, MemberChange::Nick { new: new.clone() }).await;
     c.nick = Some(new);
+    crate::irc::reservation::check(c).await;
 }
 
 /// `AWAY :message` sets, `AWAY` clears.

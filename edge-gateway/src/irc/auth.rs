@@ -1,0 +1,229 @@
+//! Auth plumbing of one connection: asking the auth service, matching its
+//! answer (from the session queue) to the request, timing requests out, and
+//! what logging in changes (the actor's account, the record, the rooms).
+//!
+//! A connection has at most one request in flight: SASL, REGISTER and
+//! NickServ are all request/answer dialogues with the client waiting, so
+//! one slot keeps the matching trivial and stops a client from queueing
+//! work on the auth service. The server's own background question (is this
+//! nick registered? for nick reservation) has a second slot, so it never
+//! makes a client's login fail as "busy".
+
+use std::time::Duration;
+
+use bus::schema::{
+    AuthError, AuthReply, AuthReplyBody, AuthRequest, AuthRequestBody, IntentBody, MemberChange,
+    SCHEMA_VERSION,
+};
+use bus::{names::fold, new_id};
+use tokio::time::Instant;
+
+use super::client::{Client, Pending};
+use super::commands::{account, nickserv, registration, sasl};
+use super::line::Message;
+use super::numeric::Numerics;
+use super::reservation;
+use crate::bus_link::confirmed;
+
+/// How long the auth service may take to answer; then the request fails
+/// (904 / `TEMPORARILY_UNAVAILABLE`).
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub const RPL_LOGGEDIN: u16 = 900;
+
+/// Who asked, so the answer goes back to the right dialogue.
+#[derive(Debug)]
+pub enum Purpose {
+    /// A SASL step; [`sasl::on_reply`] knows which from the SASL state.
+    Sasl,
+    /// Create an account, then log in with the same password.
+    Register {
+        via: Via,
+        account: String,
+        password: String,
+    },
+    /// Log in: after a registration (`registered`) or NickServ IDENTIFY.
+    Login { via: Via, registered: bool },
+    /// NickServ INFO.
+    Info { account: String },
+    /// Is the session's nick a registered account? (nick reservation)
+    Reserve { account: String },
+}
+
+/// The face a request came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The `REGISTER` command (draft/account-registration).
+    Command,
+    NickServ,
+}
+
+/// The request in flight.
+#[derive(Debug)]
+pub struct AuthPending {
+    pub id: String,
+    pub purpose: Purpose,
+    pub deadline: Instant,
+}
+
+/// Sends `body` to the auth service. Returns false (and sends nothing) if
+/// another request is in flight or the bus could not take it; the caller
+/// tells the client.
+pub async fn request(c: &mut Client, body: AuthRequestBody, purpose: Purpose) -> bool {
+    // A background check replaces an older one (only the current nick
+    // matters; the older answer will find no one waiting).
+    let background = matches!(purpose, Purpose::Reserve { .. });
+    let busy = !background && c.auth.is_some();
+    if busy || !c.ensure_session_queue().await {
+        return false;
+    }
+    let id = new_id();
+    let req = AuthRequest {
+        v: SCHEMA_VERSION,
+        id: id.clone(),
+        sid: c.pending_sid.clone(),
+        client_addr: c.host.clone(),
+        body,
+    };
+    let sid = c.pending_sid.clone();
+    match c.gw.link.publish_auth(&sid, req).await {
+        Ok(pending) => {
+            let confirm_id = id.clone();
+            c.confirms.push(Box::pin(async move {
+                (Pending::Auth { id: confirm_id }, confirmed(pending).await)
+            }));
+            let pending = Some(AuthPending {
+                id,
+                purpose,
+                deadline: Instant::now() + AUTH_TIMEOUT,
+            });
+            if background {
+                c.auth_background = pending;
+            } else {
+                c.auth = pending;
+            }
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "publishing an auth request failed");
+            false
+        }
+    }
+}
+
+/// The broker refused request `id`: fail it now, through the timeout path.
+pub fn refused(c: &mut Client, id: &str) {
+    for slot in [&mut c.auth, &mut c.auth_background] {
+        if let Some(p) = slot.as_mut().filter(|p| p.id == id) {
+            p.deadline = Instant::now();
+        }
+    }
+}
+
+/// When the first request in flight times out, if there is one.
+pub fn deadline(c: &Client) -> Option<Instant> {
+    [&c.auth, &c.auth_background]
+        .into_iter()
+        .flatten()
+        .map(|p| p.deadline)
+        .min()
+}
+
+/// A request in flight got no answer in time.
+pub async fn on_timeout(c: &mut Client) {
+    let now = Instant::now();
+    if c.auth_background
+        .as_ref()
+        .is_some_and(|p| p.deadline <= now)
+    {
+        // A background check: nothing to tell anyone.
+        c.auth_background = None;
+    }
+    if let Some(p) = c.auth.take_if(|p| p.deadline <= now) {
+        tracing::debug!(id = %p.id, "auth request timed out");
+        let failure = AuthReplyBody::Failure {
+            code: AuthError::Internal,
+            retry_after_secs: None,
+        };
+        answer(c, p.purpose, failure).await;
+    }
+}
+
+/// An answer from the session queue. One for a request we no longer wait
+/// for (timed out, aborted) is dropped.
+pub async fn on_reply(c: &mut Client, reply: AuthReply) {
+    let pending = match c.auth.take_if(|p| p.id == reply.id) {
+        Some(p) => Some(p),
+        None => c.auth_background.take_if(|p| p.id == reply.id),
+    };
+    match pending {
+        Some(p) => answer(c, p.purpose, reply.body).await,
+        None => tracing::debug!(id = %reply.id, "dropping an auth reply nobody waits for"),
+    }
+}
+
+async fn answer(c: &mut Client, purpose: Purpose, body: AuthReplyBody) {
+    match purpose {
+        Purpose::Sasl => sasl::on_reply(c, body).await,
+        Purpose::Register {
+            via,
+            account,
+            password,
+        } => account::on_registered(c, via, account, password, body).await,
+        Purpose::Login { via, registered } => match via {
+            Via::Command => account::on_login(c, registered, body).await,
+            Via::NickServ => nickserv::on_login(c, registered, body).await,
+        },
+        Purpose::Info { account } => nickserv::on_info(c, &account, body),
+        Purpose::Reserve { account } => reservation::on_info(c, account, body),
+    }
+    // Registration waits while a request is in flight (see `complete`).
+    registration::complete(c).await;
+}
+
+/// Makes `account` the session's: 900 to the client, and once registered,
+/// the session record and every room (account-notify) learn it.
+pub async fn log_in(c: &mut Client, account: &str) {
+    let account = fold(account);
+    c.account = Some(account.clone());
+    // The nick the client asked for, even before registration completed.
+    let nick = c.nick.clone().unwrap_or_else(|| "*".into());
+    let mask = format!("{nick}!{}@{}", c.user(), c.host);
+    c.send(
+        Numerics::new(c.server(), &nick)
+            .n(RPL_LOGGEDIN)
+            .param(mask)
+            .param(account.as_str())
+            .text(format!("You are now logged in as {account}")),
+    );
+    if c.session.is_none() {
+        return;
+    }
+    let acct = Some(account.clone());
+    c.update_record(|r| r.actor.account = acct).await;
+    let event = new_id();
+    let rooms: Vec<String> = c.rooms().cloned().collect();
+    for room in rooms {
+        let change = MemberChange::Account {
+            account: Some(account.clone()),
+        };
+        c.intent(IntentBody::Member {
+            room,
+            event: event.clone(),
+            change,
+        })
+        .await;
+    }
+}
+
+/// A `FAIL <command> <code> <context> :<text>` standard reply.
+pub fn fail(c: &Client, command: &str, code: &str, context: &str, text: &str) {
+    c.send(
+        Message::new("FAIL")
+            .with_source(c.server())
+            .param(command)
+            .param(code)
+            .param(context)
+            .text(text),
+    );
+}
