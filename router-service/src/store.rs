@@ -171,17 +171,30 @@ impl Store {
         Ok(revisions)
     }
 
-    /// Deletes a room's record, if it is still at `revision`.
+    /// Deletes a room's record, if it is still at `revision`, and then
+    /// purges its subject from the bucket's stream.
+    ///
+    /// A KV delete leaves a marker behind, and the rooms bucket has no max
+    /// age, so without the purge every room ever emptied would stay listed
+    /// as a subject forever: partition takeovers and LIST would scan ever
+    /// more keys. The compare-and-set delete comes first so that a router
+    /// that lost ownership fails there and never purges a newer record. A
+    /// failed purge only leaves the marker, so it is logged, not fatal.
     pub async fn delete_room(&self, room: &str, revision: u64) -> Result<(), StoreError> {
         let key = room_key(room);
         self.rooms
             .delete_expect_revision(&key, Some(revision))
             .await
             .map_err(|error| StoreError::Delete {
-                key,
+                key: key.clone(),
                 revision,
                 error,
-            })
+            })?;
+        let subject = format!("{}{key}", self.rooms.prefix);
+        if let Err(error) = self.rooms.stream.purge().filter(subject).await {
+            tracing::warn!(%key, %error, "purging an emptied room's marker failed");
+        }
+        Ok(())
     }
 
     /// The sids of every live session (the keys of the sessions bucket).

@@ -143,3 +143,30 @@ async def _kv_get(prefix: str, bucket: str, key: str) -> bytes | None:
 def kv_get(prefix: str, bucket: str, key: str) -> bytes | None:
     """Reads one key of a deployment's bucket (None when absent)."""
     return asyncio.run(_kv_get(prefix, bucket, key))
+
+
+async def _kv_subjects(prefix: str, bucket: str) -> dict[str, int]:
+    import nats
+
+    nc = await nats.connect(NATS_URL, connect_timeout=5, max_reconnect_attempts=1)
+    try:
+        stream = f"KV_{prefix}_{bucket}"
+        info = await nc.jetstream().stream_info(stream, subjects_filter=">")
+        return dict(info.state.subjects or {})
+    finally:
+        await nc.close()
+
+
+def kv_subjects(prefix: str, bucket: str) -> dict[str, int]:
+    """Every subject still held by a bucket's stream (live keys and the
+    markers of deleted ones), with its message count."""
+    return asyncio.run(_kv_subjects(prefix, bucket))
+
+
+def escape_name(name: str) -> str:
+    """The platform's key escape of a folded name (bus::names::escape)."""
+    out = []
+    for b in name.lower().encode():
+        c = chr(b)
+        out.append(c if (c.isascii() and (c.islower() or c.isdigit()) or c in "_-") else f"={b:02X}")
+    return "".join(out)
