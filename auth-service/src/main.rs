@@ -17,7 +17,7 @@ use auth_service::config::{Config, DEV_SECRET};
 use auth_service::db::Db;
 use auth_service::service::Service;
 use auth_service::worker;
-use bus::admin::Readiness;
+use bus::process::Process;
 use bus::topology::connect;
 use clap::Parser;
 use lapin::Connection;
@@ -40,41 +40,19 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "auth-service failed");
-            eprintln!("auth-service: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    bus::process::exit_code("auth-service", run(args).await)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let cfg: Config =
         bus::config::load(args.config.as_deref()).context("loading the configuration")?;
-    bus::telemetry::init_tracing(&cfg.log);
-    let metrics = bus::telemetry::init_metrics();
-    let (trigger, shutdown) = bus::shutdown::channel();
-    bus::shutdown::on_signals(trigger.clone());
+    let process = Process::start(&cfg.log, &cfg.admin, &["amqp", "postgres"]).await?;
     if cfg.auth.secret == DEV_SECRET {
         tracing::warn!(
             "auth.secret is the built-in development value: tokens and SCRAM states are forgeable; \
              set CHAT__AUTH__SECRET (the same in every replica)"
         );
     }
-
-    let readiness = Readiness::default();
-    let amqp_ready = readiness.register("amqp");
-    let pg_ready = readiness.register("postgres");
-    let admin = bus::admin::serve(
-        &cfg.admin.listen,
-        readiness.clone(),
-        metrics,
-        shutdown.clone(),
-    )
-    .await
-    .with_context(|| format!("binding the admin port {}", cfg.admin.listen))?;
 
     let instance = format!("auth.{:08x}", rand::random::<u32>());
     tracing::info!(%instance, "auth service starting");
@@ -83,7 +61,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .context("PostgreSQL: no answer in time")?
         .context("opening the database")?;
-    pg_ready.store(true, Ordering::SeqCst);
+    process.set("postgres", true);
 
     let conn = tokio::time::timeout(
         CONNECT_TIMEOUT,
@@ -99,11 +77,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let watcher = tokio::spawn(watch_readiness(
         conn.clone(),
         db.clone(),
-        amqp_ready.clone(),
-        pg_ready,
+        process.check("amqp"),
+        process.check("postgres"),
     ));
     let pruner = tokio::spawn(prune_failures(db, cfg.auth.failure_window_secs));
-    amqp_ready.store(true, Ordering::SeqCst);
+    process.set("amqp", true);
     tracing::info!(admin = %cfg.admin.listen, "auth service ready");
 
     let result = worker::run(
@@ -111,15 +89,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         service,
         cfg.auth.prefetch,
         &instance,
-        shutdown.clone(),
+        process.shutdown.clone(),
     )
     .await;
-    readiness.set_draining();
-    trigger.fire();
+    process.drain();
     watcher.abort();
     pruner.abort();
     close(&conn).await;
-    let _ = admin.await;
+    let _ = process.admin.await;
     result.context("consuming auth.requests")?;
     tracing::info!("auth service stopped");
     Ok(())

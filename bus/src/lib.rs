@@ -9,12 +9,14 @@
 //! * how a room or nick name is folded, escaped and partitioned ([`names`]),
 //! * the NATS key-value buckets that hold ephemeral cluster state ([`kv`]),
 //! * configuration loading, logging, metrics, the admin HTTP port and
-//!   graceful shutdown ([`config`], [`telemetry`], [`admin`], [`shutdown`]).
+//!   graceful shutdown ([`config`], [`telemetry`], [`admin`], [`shutdown`]),
+//!   put together in the same order by every binary ([`process`]).
 
 pub mod admin;
 pub mod config;
 pub mod kv;
 pub mod names;
+pub mod process;
 pub mod schema;
 pub mod shutdown;
 pub mod telemetry;

@@ -17,12 +17,13 @@ mod registry;
 mod sessions;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use bus::admin::Readiness;
+use bus::process::Process;
 use clap::Parser;
 use futures::StreamExt;
 use tokio::net::TcpListener;
@@ -49,27 +50,18 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let args = Args::parse();
+    bus::process::exit_code("edge-gateway", run(args).await)
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let cfg: Config =
         bus::config::load(args.config.as_deref()).context("loading the configuration")?;
-    bus::telemetry::init_tracing(&cfg.log);
-    let prometheus = bus::telemetry::init_metrics();
+    let process = Process::start(&cfg.log, &cfg.admin, &["nats", "amqp"]).await?;
     metrics::describe();
-
-    let (trigger, shutdown) = bus::shutdown::channel();
-    bus::shutdown::on_signals(trigger.clone());
-    let readiness = Readiness::default();
-    let nats_ready = readiness.register("nats");
-    let amqp_ready = readiness.register("amqp");
-    let admin = bus::admin::serve(
-        &cfg.admin.listen,
-        readiness.clone(),
-        prometheus,
-        shutdown.clone(),
-    )
-    .await
-    .with_context(|| format!("binding the admin port {}", cfg.admin.listen))?;
+    let (trigger, shutdown) = (process.trigger.clone(), process.shutdown.clone());
+    let (nats_ready, amqp_ready) = (process.check("nats"), process.check("amqp"));
 
     let id = cfg.gateway_id();
     tracing::info!(gateway = %id, "starting");
@@ -159,8 +151,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     };
-    trigger.fire();
-    readiness.set_draining();
+    process.drain();
     tracing::info!(
         connections = gw.connections(),
         "shutting down: ending sessions"
@@ -173,7 +164,7 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!(left = gw.connections(), "drain timed out");
     }
     gw.link.close().await;
-    let _ = admin.await;
+    let _ = process.admin.await;
     if dispatcher_failed || amqp_failed.load(Ordering::SeqCst) {
         bail!("stopped because the AMQP side failed");
     }

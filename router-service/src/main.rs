@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use bus::admin::Readiness;
+use bus::process::Process;
 use bus::topology::{connect, declare_core, intent_queue};
 use clap::Parser;
 use lapin::Connection;
@@ -59,14 +59,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "router-service failed");
-            eprintln!("router-service: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    bus::process::exit_code("router-service", run(args).await)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -75,22 +68,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if cfg.bus.partitions == 0 {
         bail!("bus.partitions must be at least 1");
     }
-    bus::telemetry::init_tracing(&cfg.log);
-    let metrics = bus::telemetry::init_metrics();
-    let (trigger, shutdown) = bus::shutdown::channel();
-    bus::shutdown::on_signals(trigger.clone());
-
-    let readiness = Readiness::default();
-    let amqp_ready = readiness.register("amqp");
-    let nats_ready = readiness.register("nats");
-    let admin = bus::admin::serve(
-        &cfg.admin.listen,
-        readiness.clone(),
-        metrics,
-        shutdown.clone(),
-    )
-    .await
-    .with_context(|| format!("binding the admin port {}", cfg.admin.listen))?;
+    let process = Process::start(&cfg.log, &cfg.admin, &["amqp", "nats"]).await?;
+    let shutdown = process.shutdown.clone();
 
     let instance = format!("{}.{:08x}", cfg.router.id, rand::random::<u32>());
     tracing::info!(%instance, partitions = cfg.bus.partitions, "router starting");
@@ -100,7 +79,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("NATS at {}: no answer in {CONNECT_TIMEOUT:?}", cfg.nats.url))?
         .with_context(|| format!("NATS at {}", cfg.nats.url))?;
-    nats_ready.store(true, Ordering::SeqCst);
+    process.set("nats", true);
 
     let conn = tokio::time::timeout(
         CONNECT_TIMEOUT,
@@ -137,7 +116,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let stop = shutdown.clone();
         tasks.spawn(async move { partition.run(consumer, rx, stop).await.map_err(|e| (p, e)) });
     }
-    amqp_ready.store(true, Ordering::SeqCst);
+    process.set("amqp", true);
     let interval = Duration::from_secs(cfg.router.sweep_interval_secs);
     tokio::spawn(sweeper::run(
         store,
@@ -148,8 +127,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tokio::spawn(watch_readiness(
         conn.clone(),
         buckets.client.clone(),
-        amqp_ready,
-        nats_ready,
+        process.check("amqp"),
+        process.check("nats"),
     ));
     tracing::info!(admin = %cfg.admin.listen, "router ready");
 
@@ -159,8 +138,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         _ = stop.wait() => {}
         Some(done) = tasks.join_next() => failure = failure.or(task_failure(done)),
     }
-    readiness.set_draining();
-    trigger.fire();
+    process.drain();
     let drain = async {
         let mut failure = None;
         while let Some(done) = tasks.join_next().await {
@@ -173,7 +151,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Err(_) => tracing::warn!("partitions did not stop in time"),
     }
     close(&conn).await;
-    let _ = admin.await;
+    let _ = process.admin.await;
     match failure {
         Some(error) => Err(error),
         None => {
