@@ -121,6 +121,17 @@ def test_limit(clients, uniq):
     third.join(chan)
 
 
+def test_key_and_limit_need_their_parameter(clients, uniq):
+    op, (member,), chan = setup_channel(clients, uniq)
+    for mode in ("+k", "+l"):
+        op.send(f"MODE {chan} {mode}")
+        op.expect(op.num("461") + r"MODE :")
+        member.expect_none(rf" MODE {esc(chan)} ", within=0.5)
+    op.send(f"MODE {chan}")
+    line = op.expect(op.num("324") + rf"{esc(chan)} ")
+    assert "k" not in line.params[2] and "l" not in line.params[2], line
+
+
 def test_bans(clients, uniq):
     op, (member, speaker), chan = setup_channel(clients, uniq, others=2, gws=(1, 0))
     banned = clients.user(uniq("ban"), gw=1)

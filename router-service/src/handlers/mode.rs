@@ -146,7 +146,13 @@ fn apply_change(
         }
         'k' => room.modes.key.take().and_then(|_| done(Some("*".into()))),
         'l' if add => {
-            let limit = arg?.parse::<u32>().ok().filter(|l| *l > 0)?;
+            let Some(arg) = arg.filter(|a| !a.is_empty()) else {
+                out.error(intent, ErrorCode::NeedMoreParams, "MODE");
+                return None;
+            };
+            // A limit that is not a positive number is ignored, as IRC
+            // servers do, rather than refused.
+            let limit = arg.parse::<u32>().ok().filter(|l| *l > 0)?;
             if room.modes.limit == Some(limit) {
                 return None;
             }
@@ -358,6 +364,15 @@ mod tests {
         let alice = actor("alice", "gw1");
         let mut slot = room_with(&alice, &[]);
         let out = mode(&mut slot, &alice, "ops", &[(true, 'k', None)]);
+        match replies(&out)[..] {
+            [Reply::Error {
+                code: ErrorCode::NeedMoreParams,
+                target,
+                ..
+            }] => assert_eq!(target, "MODE"),
+            ref other => panic!("{other:?}"),
+        }
+        let out = mode(&mut slot, &alice, "ops", &[(true, 'l', None)]);
         match replies(&out)[..] {
             [Reply::Error {
                 code: ErrorCode::NeedMoreParams,
