@@ -3,7 +3,8 @@
 //! Every process (edge gateway, router, history, auth) links this crate so
 //! that they agree, byte for byte, on:
 //!
-//! * the wire schema of everything that travels over RabbitMQ ([`schema`]),
+//! * the wire schema of everything that travels over RabbitMQ ([`schema`],
+//!   with the history contract in [`history`]),
 //! * the names of exchanges, queues and routing keys and how they are
 //!   declared ([`topology`]),
 //! * how a room or nick name is folded, escaped and partitioned ([`names`]),
@@ -14,6 +15,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod history;
 pub mod kv;
 pub mod names;
 pub mod process;

@@ -17,15 +17,19 @@
 //!   [`SessionReply`], ordered after the room events the router published
 //!   before it on the same channel (so NAMES follows its JOIN)
 //! * anyone → `chat.direct` (`session.<sid>`) → a per-session queue: [`Direct`]
+//! * history: [`DirectLog`], [`HistoryRequest`], [`HistoryReply`], defined
+//!   with the rest of the history contract in [`crate::history`]
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::history::{DirectLog, HistoryReply, HistoryRequest};
+
 /// The version of this schema. Bump on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
 
-fn v1() -> u32 {
+pub(crate) fn v1() -> u32 {
     SCHEMA_VERSION
 }
 
@@ -39,6 +43,9 @@ pub enum BusMessage {
     Direct(Direct),
     AuthRequest(AuthRequest),
     AuthReply(AuthReply),
+    DirectLog(DirectLog),
+    HistoryRequest(HistoryRequest),
+    HistoryReply(HistoryReply),
 }
 
 impl BusMessage {
@@ -50,6 +57,9 @@ impl BusMessage {
             BusMessage::Direct(m) => m.v,
             BusMessage::AuthRequest(m) => m.v,
             BusMessage::AuthReply(m) => m.v,
+            BusMessage::DirectLog(m) => m.v,
+            BusMessage::HistoryRequest(m) => m.v,
+            BusMessage::HistoryReply(m) => m.v,
         }
     }
 

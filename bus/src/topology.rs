@@ -9,6 +9,9 @@
 //!  router ──reply───▶ "" (default exchange, key = gateway.<id>)  same queue, same order
 //!  anyone ──direct──▶ chat.direct (direct, key = session.<sid>)
 //!                        └──▶ session.<sid>  (durable, x-expires, x-max-length)
+//!  chat.rooms ──(room.*)──▶ history.events   (durable: every room event, kept)
+//!  gateway ──DirectLog──▶ "" / history.direct (durable, single active consumer)
+//!  gateway ──HistoryRequest──▶ "" / history.requests (durable), answered to reply_to
 //! ```
 //!
 //! All queues are durable with `x-expires` where they belong to something
@@ -32,6 +35,20 @@ pub const DIRECT_EXCHANGE: &str = "chat.direct";
 
 /// The queue every auth-service replica consumes (default exchange).
 pub const AUTH_QUEUE: &str = "auth.requests";
+
+/// Every room event, for the history service: bound to [`ROOMS_EXCHANGE`]
+/// with [`HISTORY_EVENTS_BINDING`]. Replicas compete for it (room events
+/// carry their seq, so the order of consumption does not matter).
+pub const HISTORY_EVENTS_QUEUE: &str = "history.events";
+/// The binding key of [`HISTORY_EVENTS_QUEUE`]: every `room.<escaped>` key
+/// (escaped names contain no dot, so one word matches them all).
+pub const HISTORY_EVENTS_BINDING: &str = "room.*";
+/// Direct messages for the history service (default exchange). Single
+/// active consumer: the service numbers each direct conversation in the
+/// order it consumes, so one replica at a time does it.
+pub const HISTORY_DIRECT_QUEUE: &str = "history.direct";
+/// History queries (default exchange), shared by every replica.
+pub const HISTORY_REQUESTS_QUEUE: &str = "history.requests";
 
 pub fn intent_queue(partition: u16) -> String {
     format!("router.intent.{partition}")
@@ -145,6 +162,40 @@ pub async fn declare_core(ch: &Channel, partitions: u16) -> Result<(), BusError>
 pub async fn declare_auth_queue(ch: &Channel) -> Result<(), BusError> {
     ch.queue_declare(AUTH_QUEUE.into(), durable(), FieldTable::default())
         .await?;
+    Ok(())
+}
+
+/// Declares the history service's three queues and binds the events queue
+/// to every room. Idempotent. The router declares them too, so that room
+/// events published before the history service first starts are kept, and
+/// gateways do, so that their mandatory publishes are routable.
+pub async fn declare_history_queues(ch: &Channel) -> Result<(), BusError> {
+    ch.queue_declare(
+        HISTORY_EVENTS_QUEUE.into(),
+        durable(),
+        FieldTable::default(),
+    )
+    .await?;
+    ch.queue_bind(
+        HISTORY_EVENTS_QUEUE.into(),
+        ROOMS_EXCHANGE.into(),
+        HISTORY_EVENTS_BINDING.into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
+    ch.queue_declare(
+        HISTORY_DIRECT_QUEUE.into(),
+        durable(),
+        args(&[("x-single-active-consumer", AMQPValue::Boolean(true))]),
+    )
+    .await?;
+    ch.queue_declare(
+        HISTORY_REQUESTS_QUEUE.into(),
+        durable(),
+        FieldTable::default(),
+    )
+    .await?;
     Ok(())
 }
 

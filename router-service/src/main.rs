@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bus::process::Process;
-use bus::topology::{connect, declare_core, intent_queue};
+use bus::topology::{connect, declare_core, declare_history_queues, intent_queue};
 use clap::Parser;
 use lapin::Connection;
 use tokio::sync::mpsc;
@@ -96,6 +96,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     declare_core(&setup, cfg.bus.partitions)
         .await
         .context("declaring the core topology")?;
+    // Before the first event: the history service's queue must exist (and
+    // be bound to every room) so events published while it is not running
+    // yet are kept for it.
+    declare_history_queues(&setup)
+        .await
+        .context("declaring the history queues")?;
     let _ = setup.close(200, "OK".into()).await;
 
     let store = Store::new(&buckets.rooms, &buckets.routers, &buckets.sessions);
