@@ -67,19 +67,24 @@ def platform(tmp_path_factory) -> Platform:
 
 @pytest.fixture
 def make_platform(tmp_path):
-    """Factory: make_platform(gateways=2, env={...}, auth_replicas=1) → a
-    started private Platform."""
+    """Factory: make_platform(gateways=2, env={...}, auth_replicas=1,
+    history_replicas=1, broker=None) → a started private Platform (on the
+    shared RabbitMQ unless `broker` names a private node)."""
     made: list[Platform] = []
 
-    def make(gateways: int = 2, env: dict[str, str] | None = None, auth_replicas: int = 1) -> Platform:
+    def make(
+        gateways: int = 2, env: dict[str, str] | None = None, auth_replicas: int = 1,
+        history_replicas: int = 1, broker=None,
+    ) -> Platform:
         plat = Platform(
             tmp_path / f"platform-{len(made)}",
             env={**GENEROUS_FLOOD, **GENEROUS_AUTH, **FAST_EXPIRY, **(env or {})},
             label=f"test platform {len(made)}",
+            broker=broker,
         )
         made.append(plat)
         LIVE.append(plat)
-        plat.start(gateways=gateways, auth_replicas=auth_replicas)
+        plat.start(gateways=gateways, auth_replicas=auth_replicas, history_replicas=history_replicas)
         return plat
 
     yield make

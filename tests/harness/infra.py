@@ -49,27 +49,44 @@ def rabbitmqctl(*args: str, timeout: float = 60) -> str:
     return proc.stdout
 
 
+class Broker:
+    """Which RabbitMQ a platform uses: the shared one (default) or a private
+    node a test may stop and start (`harness.broker`)."""
+
+    def __init__(self, host: str = AMQP_HOST, node: str | None = None) -> None:
+        self.host = host
+        # rabbitmqctl's -n; None = the local default node.
+        self.node = node
+
+    def ctl(self, *args: str, timeout: float = 60) -> str:
+        return rabbitmqctl(*(("-n", self.node) if self.node else ()), *args, timeout=timeout)
+
+
+SHARED_BROKER = Broker()
+
+
 class Isolation:
     """A private vhost and NATS prefix. `create()` then `destroy()`."""
 
-    def __init__(self) -> None:
+    def __init__(self, broker: Broker | None = None) -> None:
         token = secrets.token_hex(4)
+        self.broker = broker or SHARED_BROKER
         self.vhost = f"t-{token}"
         self.prefix = f"t{token}"
-        self.amqp_url = f"amqp://guest:guest@{AMQP_HOST}/{self.vhost}"
+        self.amqp_url = f"amqp://guest:guest@{self.broker.host}/{self.vhost}"
         self.database = f"t_{token}"
         self.postgres_url = f"{PG_SERVER}/{self.database}"
 
     def create(self) -> None:
-        rabbitmqctl("add_vhost", self.vhost)
-        rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
+        self.broker.ctl("add_vhost", self.vhost)
+        self.broker.ctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
 
     def destroy(self) -> list[str]:
         """Deletes the vhost and the buckets; returns the problems met (so a
         teardown can report them without hiding the test's own result)."""
         problems = []
         try:
-            rabbitmqctl("delete_vhost", self.vhost)
+            self.broker.ctl("delete_vhost", self.vhost)
         except Exception as e:  # noqa: BLE001 - reported, not raised
             problems.append(f"deleting vhost {self.vhost}: {e}")
         try:
@@ -85,7 +102,7 @@ class Isolation:
     def bindings(self) -> list[tuple[str, str, str, str]]:
         """(source, destination, destination kind, routing key) of every
         binding in the vhost, from `rabbitmqctl list_bindings`."""
-        out = rabbitmqctl(
+        out = self.broker.ctl(
             "list_bindings", "-p", self.vhost, "--no-table-headers",
             "source_name", "destination_name", "destination_kind", "routing_key",
         )

@@ -30,9 +30,16 @@ from .raw import RawClient
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 60.0
 PANIC = "panicked at"
-EXECUTABLES = {"router": "router-service", "gateway": "edge-gateway", "auth": "auth-service"}
+EXECUTABLES = {
+    "router": "router-service", "gateway": "edge-gateway", "auth": "auth-service",
+    "history": "history-service",
+}
 # Auth settings of every test platform: a lockout short enough to wait for.
 AUTH_DEFAULTS = {"CHAT__AUTH__LOCKOUT_SECS": "3"}
+# Gateways of test platforms replay no history on JOIN unless a test asks
+# (tests of that feature set CHAT__IRC__JOIN_REPLAY_LINES themselves), so the
+# other tests see exactly the lines they expect after a JOIN.
+GATEWAY_DEFAULTS = {"CHAT__IRC__JOIN_REPLAY_LINES": "0"}
 
 
 def bin_dir() -> Path:
@@ -42,6 +49,11 @@ def bin_dir() -> Path:
 def auth_built() -> bool:
     """True once the auth service binary exists (then it is always started)."""
     return (bin_dir() / EXECUTABLES["auth"]).exists()
+
+
+def history_built() -> bool:
+    """True once the history service binary exists (then it is always started)."""
+    return (bin_dir() / EXECUTABLES["history"]).exists()
 
 
 def tail(path: Path, lines: int = 40) -> str:
@@ -138,19 +150,24 @@ class Platform:
     """A router, auth replicas and gateways on a private vhost, NATS prefix
     and database."""
 
-    def __init__(self, workdir: Path, env: dict[str, str] | None = None, label: str = "platform"):
+    def __init__(
+        self, workdir: Path, env: dict[str, str] | None = None, label: str = "platform",
+        broker: "infra.Broker | None" = None,
+    ):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.label = label
-        self.iso = infra.Isolation()
+        self.iso = infra.Isolation(broker)
         self.common_env = dict(env or {})
         self.router: Process | None = None
         self.auths: list[Process] = []
+        self.histories: list[Process] = []
         self.gateways: list[Process] = []
         self.all: list[Process] = []
         self._created = False
         self._letters = iter(string.ascii_lowercase)
         self._auth_count = 0
+        self._history_count = 0
         self.router_admin = f"127.0.0.1:{infra.free_port()}"
         self._extra_logs: list[Path] = []
         # Every replica of a deployment must share the token/SCRAM-state secret.
@@ -177,13 +194,16 @@ class Platform:
         env.update(extra or {})
         return env
 
-    def start(self, gateways: int = 2, auth_replicas: int = 1) -> "Platform":
+    def start(self, gateways: int = 2, auth_replicas: int = 1, history_replicas: int = 1) -> "Platform":
         self.iso.create()
         self._created = True
         self.start_router()
         if auth_built():
             # All replicas at once: their migrations race on an empty database.
             for proc in [self.start_auth(wait=False) for _ in range(auth_replicas)]:
+                proc.wait_ready()
+        if history_built():
+            for proc in [self.start_history(wait=False) for _ in range(history_replicas)]:
                 proc.wait_ready()
         for _ in range(gateways):
             self.start_gateway()
@@ -213,6 +233,34 @@ class Platform:
         self.all.append(proc)
         if wait:
             proc.wait_ready()
+        return proc
+
+    def start_history(self, env: dict[str, str] | None = None, wait: bool = True) -> Process:
+        """Starts one more history-service replica (`history-1`, …) on the
+        platform's database and (if `wait`) waits for its /readyz."""
+        self._history_count += 1
+        name = f"history-{self._history_count}"
+        admin = f"127.0.0.1:{infra.free_port()}"
+        proc = Process(
+            "history", name,
+            self._env({"CHAT__ADMIN__LISTEN": admin, **(env or {})},
+                      defaults={"CHAT__POSTGRES__URL": self.iso.postgres_url}),
+            self.workdir / f"{name}.log", admin,
+        )
+        proc.start()
+        self.histories.append(proc)
+        self.all.append(proc)
+        if wait:
+            proc.wait_ready()
+        return proc
+
+    def restart(self, proc: Process, env: dict[str, str] | None = None) -> Process:
+        """Starts a process that was stopped or killed again, with the same
+        name, ports and environment (plus `env`), and waits for /readyz."""
+        assert not proc.alive, f"{proc.name} is still running"
+        proc.env = {**proc.env, **(env or {})}
+        proc.start()
+        proc.wait_ready()
         return proc
 
     def chatctl(self, *args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -270,7 +318,7 @@ class Platform:
                 "CHAT__IRC__LISTEN": f"127.0.0.1:{irc_port}",
                 "CHAT__ADMIN__LISTEN": admin,
                 **(env or {}),
-            }),
+            }, defaults=GATEWAY_DEFAULTS),
             self.workdir / f"gateway-{letter}.log", admin,
         )
         proc.irc_port, proc.gateway_id = irc_port, gid
@@ -332,7 +380,7 @@ class Platform:
     # ------------------------------------------------------------ teardown
 
     def close(self) -> list[str]:
-        """Stops every process (gateways first, then auth, then the router),
+        """Stops every process (in reverse start order: gateways first, the router last),
         removes the vhost, the buckets and the database. Returns problems: panics in logs, cleanup failures."""
         problems = []
         for proc in reversed(self.all):
