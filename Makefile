@@ -8,10 +8,10 @@ help: ## show this help
 	@echo "make targets:"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 14
 
-up: ## start RabbitMQ/PostgreSQL/NATS if needed, build (release), run router + auth + gateway in the background
+up: ## start RabbitMQ/PostgreSQL/NATS if needed, build (release), run router + history + auth + gateway in the background
 	@scripts/up.sh
 
-down: ## stop gateway + auth + router, and the services that `make up` started
+down: ## stop gateway + auth + history + router, and the services that `make up` started
 	@scripts/down.sh
 
 test: ## fmt check, clippy, cargo test, then the integration suite (ARGS="-k name" goes to pytest)

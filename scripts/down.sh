@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make down`: stops what `make up` started — the gateway, the auth service
-# and the router (SIGTERM, then SIGKILL after 10 s) — and then the infrastructure services
+# `make down`: stops what `make up` started — the gateway, the auth service,
+# the history service and the router (SIGTERM, then SIGKILL after 10 s) — and then the infrastructure services
 # that scripts/services.sh had to start (services that were already running
 # before `make up` are left alone).
 set -euo pipefail
@@ -31,5 +31,6 @@ stop() {
 # The gateway first, so that its users' QUITs still reach a running router.
 stop edge-gateway
 stop auth-service
+stop history-service
 stop router-service
 "$ROOT/scripts/services.sh" stop

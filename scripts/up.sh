@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# `make up`: infrastructure, a release build, then one router, one auth
-# service and one IRC gateway in the background, in that order (the gateway
-# needs the auth service for SASL/REGISTER from its first client). Returns
-# once all three answer /readyz.
+# `make up`: infrastructure, a release build, then one router, one history
+# service, one auth service and one IRC gateway in the background, in that
+# order (the gateway needs the auth service for SASL/REGISTER and the history
+# service for CHATHISTORY from its first client). Returns once all four
+# answer /readyz.
 #
-# The auth service keeps accounts in PostgreSQL database `chat` (it creates
-# it when missing). Its token secret is generated once into .run/auth-secret
+# The auth service keeps accounts, and the history service messages, in
+# PostgreSQL database `chat` (created when missing). Its token secret is generated once into .run/auth-secret
 # (mode 600) so tokens survive a restart; `chatctl` (target/release/chatctl)
 # manages accounts.
 #
@@ -18,6 +19,7 @@ RUN="$ROOT/.run"
 LOGS="$RUN/logs"
 BIN="$ROOT/target/release"
 ROUTER_ADMIN="127.0.0.1:9101"
+HISTORY_ADMIN="127.0.0.1:9102"
 AUTH_ADMIN="127.0.0.1:9103"
 GATEWAY_ADMIN="127.0.0.1:9100"
 IRC_LISTEN="0.0.0.0:6667"
@@ -31,7 +33,7 @@ alive() {
     [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
 }
 
-if alive router-service || alive auth-service || alive edge-gateway; then
+if alive router-service || alive history-service || alive auth-service || alive edge-gateway; then
     echo "already running (pids: $(cat "$RUN"/*.pid 2>/dev/null | tr '\n' ' '))"
     echo "connect: irc://127.0.0.1:6667   stop: make down"
     exit 0
@@ -40,7 +42,7 @@ fi
 "$ROOT/scripts/services.sh" ensure
 
 echo "building (release)…"
-(cd "$ROOT" && cargo build --release -q -p edge-gateway -p router-service -p auth-service)
+(cd "$ROOT" && cargo build --release -q -p edge-gateway -p router-service -p history-service -p auth-service)
 
 # A secret of our own instead of the service's development default.
 if [ ! -s "$RUN/auth-secret" ]; then
@@ -82,6 +84,8 @@ wait_ready() {
 
 start router-service "$ROUTER_ADMIN"
 wait_ready router-service "$ROUTER_ADMIN"
+start history-service "$HISTORY_ADMIN"
+wait_ready history-service "$HISTORY_ADMIN"
 # (the secret goes through the environment, never a command line `ps` shows)
 CHAT__AUTH__SECRET="${CHAT__AUTH__SECRET:-$(cat "$RUN/auth-secret")}" start auth-service "$AUTH_ADMIN"
 wait_ready auth-service "$AUTH_ADMIN"
@@ -93,6 +97,7 @@ chat platform is up.
   IRC:           irc://127.0.0.1:6667   (e.g. irssi -c 127.0.0.1 -p 6667 -n alice)
   gateway admin: http://$GATEWAY_ADMIN/healthz  /readyz  /metrics
   router admin:  http://$ROUTER_ADMIN/healthz  /readyz  /metrics
+  history admin: http://$HISTORY_ADMIN/healthz  /readyz  /metrics
   auth admin:    http://$AUTH_ADMIN/healthz  /readyz  /metrics
   accounts:      echo 'a-password' | target/release/chatctl account create alice
                  (or from a client: /quote REGISTER * * a-password, or SASL)

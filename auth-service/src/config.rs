@@ -1,7 +1,8 @@
-//! The service's configuration: the shared sections plus `[postgres]` (with
-//! `create_database`, which the shared `PostgresConfig` lacks) and `[auth]`.
+//! The service's configuration: the shared sections, `[postgres]` as
+//! [`bus::pg::PgConfig`] (with `create_database`), and `[auth]`.
 
-use bus::config::{AdminConfig, AmqpConfig, LogConfig, PostgresConfig};
+use bus::config::{AdminConfig, AmqpConfig, LogConfig};
+pub use bus::pg::PgConfig;
 use serde::{Deserialize, Serialize};
 
 /// The development secret. Tokens and SCRAM states signed with it are
@@ -27,28 +28,6 @@ impl Default for Config {
             admin: AdminConfig::on("127.0.0.1:9103"),
             log: LogConfig::default(),
             auth: AuthConfig::default(),
-        }
-    }
-}
-
-/// `[postgres]`: the shared fields plus whether to create the database.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct PgConfig {
-    pub url: String,
-    pub pool_size: usize,
-    /// Connect to the server's `postgres` database first and create the
-    /// configured database if it does not exist (a fresh deployment, a test run).
-    pub create_database: bool,
-}
-
-impl Default for PgConfig {
-    fn default() -> Self {
-        let shared = PostgresConfig::default();
-        Self {
-            url: shared.url,
-            pool_size: shared.pool_size,
-            create_database: true,
         }
     }
 }

@@ -2,9 +2,11 @@
 //!
 //! Consumes `auth.requests` (any number of replicas share the queue) and
 //! keeps accounts and login-failure counters in PostgreSQL, so replicas
-//! hold no state of their own. Any failure of RabbitMQ ends the process with
-//! a non-zero status (a supervisor restarts it; unacknowledged requests are
-//! redelivered to another replica).
+//! hold no state of their own. A RabbitMQ restart is ridden out: the
+//! connection is re-established by a [`Link`] (`/readyz` reports `amqp`
+//! down meanwhile) and the worker consumes again; unacknowledged requests
+//! are redelivered (to this replica or another). Any other failure of
+//! RabbitMQ ends the process with a non-zero status.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,9 +20,9 @@ use auth_service::db::Db;
 use auth_service::service::Service;
 use auth_service::worker;
 use bus::process::Process;
-use bus::topology::connect;
+use bus::recovery::{Link, Live};
+use bus::topology::declare_auth_queue;
 use clap::Parser;
-use lapin::Connection;
 
 /// How long connecting to RabbitMQ or PostgreSQL may take at start-up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -63,29 +65,30 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .context("opening the database")?;
     process.set("postgres", true);
 
-    let conn = tokio::time::timeout(
+    // Declared on every (re)connection, before the worker consumes.
+    let setup = |live: Live| async move {
+        let ch = live.conn.create_channel().await?;
+        declare_auth_queue(&ch).await?;
+        let _ = ch.close(200, "declared".into()).await;
+        Ok(())
+    };
+    let link = tokio::time::timeout(
         CONNECT_TIMEOUT,
-        connect(&cfg.amqp.url, &format!("auth-service {instance}")),
+        Link::connect(&cfg.amqp.url, &format!("auth-service {instance}"), setup),
     )
     .await
     .context("RabbitMQ: no answer in time")?
     .context("connecting to RabbitMQ")?;
-    let conn = Arc::new(conn);
     let service =
         Arc::new(Service::new(db.clone(), cfg.auth.clone()).context("argon2 parameters")?);
     service.warm_up().await.context("preparing argon2")?;
-    let watcher = tokio::spawn(watch_readiness(
-        conn.clone(),
-        db.clone(),
-        process.check("amqp"),
-        process.check("postgres"),
-    ));
+    let watcher = tokio::spawn(watch_postgres(db.clone(), process.check("postgres")));
     let pruner = tokio::spawn(prune_failures(db, cfg.auth.failure_window_secs));
-    process.set("amqp", true);
+    link.report_to(process.check("amqp"));
     tracing::info!(admin = %cfg.admin.listen, "auth service ready");
 
     let result = worker::run(
-        &conn,
+        &link,
         service,
         cfg.auth.prefetch,
         &instance,
@@ -95,32 +98,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     process.drain();
     watcher.abort();
     pruner.abort();
-    close(&conn).await;
+    link.close().await;
     let _ = process.admin.await;
     result.context("consuming auth.requests")?;
     tracing::info!("auth service stopped");
     Ok(())
 }
 
-async fn close(conn: &Connection) {
-    if conn.status().connected() {
-        if let Err(error) = conn.close(200, "shutting down".into()).await {
-            tracing::debug!(%error, "closing the AMQP connection");
-        }
-    }
-}
-
-/// Keeps `/readyz` honest after start-up.
-async fn watch_readiness(
-    conn: Arc<Connection>,
-    db: Db,
-    amqp_ready: Arc<AtomicBool>,
-    pg_ready: Arc<AtomicBool>,
-) {
+/// Keeps `/readyz` honest about PostgreSQL after start-up (the AMQP check
+/// follows the [`Link`]).
+async fn watch_postgres(db: Db, pg_ready: Arc<AtomicBool>) {
     let mut ticker = tokio::time::interval(Duration::from_secs(2));
     loop {
         ticker.tick().await;
-        amqp_ready.store(conn.status().connected(), Ordering::SeqCst);
         pg_ready.store(db.ping().await, Ordering::SeqCst);
     }
 }

@@ -6,15 +6,20 @@
 //! leaves it unacknowledged, RabbitMQ hands it to another replica, and the
 //! caller still gets exactly the answer it is waiting for (registration
 //! recognises its own redelivery by request id).
+//!
+//! A broker restart is ridden out: when the connection is lost the consumer
+//! ends, and the worker consumes again on the next connection of the
+//! [`Link`]. Requests in flight at that moment cannot publish their answer
+//! or their ack; the broker redelivers them and they are answered again,
+//! which every operation tolerates.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bus::recovery::{Link, Live};
 use bus::schema::{AuthReply, BusMessage, SCHEMA_VERSION};
 use bus::shutdown::Shutdown;
-use bus::topology::{
-    confirm_channel, declare_auth_queue, message_properties, BusError, AUTH_QUEUE,
-};
+use bus::topology::{confirm_channel, message_properties, BusError, AUTH_QUEUE};
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
@@ -22,7 +27,7 @@ use lapin::options::{
     BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection};
+use lapin::{Channel, Consumer};
 use tokio::task::JoinSet;
 
 use crate::service::Service;
@@ -40,19 +45,74 @@ pub enum WorkerError {
     Ended,
 }
 
-/// Consumes until `shutdown` fires (then drains) or the channel fails.
+/// Consumes until `shutdown` fires (then drains) or the channel fails for
+/// a reason other than the loss of the connection (after which it consumes
+/// again on the next one). The queue is declared by the link's setup.
 pub async fn run(
-    conn: &Connection,
+    link: &Link,
     service: Arc<Service>,
     prefetch: u16,
     tag: &str,
     mut shutdown: Shutdown,
 ) -> Result<(), WorkerError> {
-    let ch = confirm_channel(conn).await?;
-    declare_auth_queue(&ch).await?;
+    let mut inflight = JoinSet::new();
+    let mut lost_epoch = 0;
+    loop {
+        let Some(live) = link.up_after(lost_epoch, Some(&mut shutdown)).await else {
+            // Shutting down while the broker is away: nothing in flight can
+            // be answered or acknowledged now, and the broker has put it
+            // back in the queue for the other replicas.
+            inflight.abort_all();
+            return Ok(());
+        };
+        let (ch, mut consumer) = match subscribe(&live, prefetch, tag).await {
+            Ok(subscribed) => subscribed,
+            Err(_) if link.failed_with_connection(&live).await => {
+                lost_epoch = live.epoch;
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
+        tracing::info!(
+            queue = AUTH_QUEUE,
+            prefetch,
+            epoch = live.epoch,
+            "consuming auth requests"
+        );
+        let failure = loop {
+            tokio::select! {
+                _ = shutdown.wait() => break None,
+                next = consumer.next() => match next {
+                    Some(Ok(delivery)) => {
+                        inflight.spawn(answer(ch.clone(), service.clone(), delivery));
+                    }
+                    Some(Err(error)) => break Some(WorkerError::from(error)),
+                    None => break Some(WorkerError::Ended),
+                },
+                Some(done) = inflight.join_next(), if !inflight.is_empty() => log_task(done),
+            }
+        };
+        match failure {
+            None => return drain(ch, consumer, inflight, service, tag).await,
+            Some(error) if link.failed_with_connection(&live).await => {
+                tracing::warn!(%error, "AMQP connection lost; requests in flight will be redelivered");
+                lost_epoch = live.epoch;
+            }
+            Some(error) => return Err(error),
+        }
+    }
+}
+
+/// Opens the worker's channel on `live` and consumes the request queue.
+async fn subscribe(
+    live: &Live,
+    prefetch: u16,
+    tag: &str,
+) -> Result<(Channel, Consumer), WorkerError> {
+    let ch = confirm_channel(&live.conn).await?;
     ch.basic_qos(prefetch.max(1), BasicQosOptions::default())
         .await?;
-    let mut consumer = ch
+    let consumer = ch
         .basic_consume(
             AUTH_QUEUE.into(),
             tag.into(),
@@ -60,23 +120,22 @@ pub async fn run(
             FieldTable::default(),
         )
         .await?;
-    tracing::info!(queue = AUTH_QUEUE, prefetch, "consuming auth requests");
-    let mut inflight = JoinSet::new();
-    let failure = loop {
-        tokio::select! {
-            _ = shutdown.wait() => break None,
-            next = consumer.next() => match next {
-                Some(Ok(delivery)) => {
-                    inflight.spawn(answer(ch.clone(), service.clone(), delivery));
-                }
-                Some(Err(error)) => break Some(WorkerError::from(error)),
-                None => break Some(WorkerError::Ended),
-            },
-            Some(done) = inflight.join_next(), if !inflight.is_empty() => log_task(done),
-        }
-    };
-    if let Some(error) = failure {
-        return Err(error);
+    Ok((ch, consumer))
+}
+
+/// Shutdown: stops new deliveries, finishes what this replica holds.
+async fn drain(
+    ch: Channel,
+    mut consumer: Consumer,
+    mut inflight: JoinSet<Result<(), lapin::Error>>,
+    service: Arc<Service>,
+    tag: &str,
+) -> Result<(), WorkerError> {
+    if !ch.status().connected() {
+        // The connection is gone: nothing in flight can be answered or
+        // acknowledged, and the broker has requeued it already.
+        inflight.abort_all();
+        return Ok(());
     }
     // Stop new deliveries, then finish what this replica already holds
     // (including deliveries already on their way to the stream).
@@ -84,7 +143,10 @@ pub async fn run(
         .basic_cancel(tag.into(), BasicCancelOptions::default())
         .await
     {
+        // The stream would not end: do not wait for it.
         tracing::warn!(%error, "cancelling the consumer");
+        inflight.abort_all();
+        return Ok(());
     }
     let drain = async {
         while let Some(Ok(delivery)) = consumer.next().await {
@@ -175,9 +237,10 @@ async fn answer(
             .await
             .map(drop);
     }
-    delivery
-        .acker
-        .ack(BasicAckOptions::default())
-        .await
-        .map(drop)
+    if !delivery.acker.ack(BasicAckOptions::default()).await? {
+        // The channel is gone (the connection was lost): the broker
+        // redelivers the request and it is answered again.
+        tracing::debug!(id = %request.id, "ack not sent (channel closed); the request will be redelivered");
+    }
+    Ok(())
 }

@@ -274,7 +274,10 @@ mod tests {
         assert_eq!(BusMessage::from_json(&json).unwrap(), msg);
         let text = String::from_utf8(json).unwrap();
         assert!(text.contains(r#""t":"history_request""#), "{text}");
-        assert!(text.contains(r#""start":{"by":"id","value":"m1"}"#), "{text}");
+        assert!(
+            text.contains(r#""start":{"by":"id","value":"m1"}"#),
+            "{text}"
+        );
     }
 
     #[test]

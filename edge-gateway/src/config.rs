@@ -51,6 +51,12 @@ pub struct IrcConfig {
     pub reserve_registered_nicks: bool,
     /// How long such a session has to log in before it is renamed.
     pub nick_grace_secs: u64,
+    /// The most items one CHATHISTORY command returns (ISUPPORT
+    /// `CHATHISTORY=<max>`); larger limits are clamped to it.
+    pub chathistory_max: u32,
+    /// Lines of a room's history shown after JOIN to clients without
+    /// `draft/chathistory` (which fetch their own); 0 turns it off.
+    pub join_replay_lines: u32,
 }
 
 impl Default for IrcConfig {
@@ -69,6 +75,8 @@ impl Default for IrcConfig {
             max_connections: 10_000,
             reserve_registered_nicks: false,
             nick_grace_secs: 30,
+            chathistory_max: 100,
+            join_replay_lines: 10,
         }
     }
 }
@@ -95,6 +103,8 @@ mod tests {
         assert_eq!(c.irc.flood_burst, 20);
         assert!(!c.irc.reserve_registered_nicks);
         assert_eq!(c.irc.nick_grace_secs, 30);
+        assert_eq!(c.irc.chathistory_max, 100);
+        assert_eq!(c.irc.join_replay_lines, 10);
         let id = c.gateway_id();
         assert!(id.starts_with("gw-") && id.len() == 11, "{id}");
     }

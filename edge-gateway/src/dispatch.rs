@@ -6,6 +6,12 @@
 //! adds it, PART/KICK/QUIT remove it. So it holds nothing another gateway
 //! could not rebuild, and a redelivered event (seq already passed, after a
 //! router restart) is dropped instead of being shown twice.
+//!
+//! The index lives as long as the process, across broker restarts: after
+//! one, the broker redelivers what was not acknowledged and the router
+//! replays the batches the outage cut short; both come with seqs already
+//! delivered and are dropped here (replies redelivered are skipped by
+//! [`next_delivery`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -90,7 +96,9 @@ pub enum DispatchError {
 }
 
 /// Consumes the gateway queue until shutdown (Ok) or until the consumer
-/// ends (the channel or connection failed: the gateway cannot go on).
+/// ends (the broker cancelled it or closed its channel: the gateway cannot
+/// go on). A connection loss only pauses it: [`next_delivery`] consumes the
+/// queue again on the next connection.
 pub async fn run(
     mut consumer: Consumer,
     sessions: Arc<Sessions>,

@@ -4,6 +4,12 @@
 //! consumer, dispatcher), the client listener; `/readyz` turns 200 only
 //! after all of that. On SIGTERM: stop accepting, end every session
 //! (QUIT published to its rooms, registry entries removed), then close.
+//!
+//! A RabbitMQ restart is ridden out: client connections stay up, `/readyz`
+//! reports `amqp` down until the connection is re-established, what
+//! clients send meanwhile is refused as usual ("could not be delivered"),
+//! and the gateway and session queues are consumed again afterwards (see
+//! `bus_link.rs`).
 
 mod bus_link;
 mod census;
@@ -25,7 +31,6 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use bus::process::Process;
 use clap::Parser;
-use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -60,7 +65,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         bus::config::load(args.config.as_deref()).context("loading the configuration")?;
     let process = Process::start(&cfg.log, &cfg.admin, &["nats", "amqp"]).await?;
     metrics::describe();
-    let (trigger, shutdown) = (process.trigger.clone(), process.shutdown.clone());
+    let shutdown = process.shutdown.clone();
     let (nats_ready, amqp_ready) = (process.check("nats"), process.check("amqp"));
 
     let id = cfg.gateway_id();
@@ -98,27 +103,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the IRC listener {}", cfg.irc.listen))?;
     tracing::info!(addr = %listener.local_addr().context("listener address")?, queue = %bus::topology::gateway_queue(&id), "IRC listening");
-    amqp_ready.store(true, Ordering::SeqCst);
-
-    // A lost AMQP connection is fatal: without it no client can be served.
-    // Exit (non-zero) so the supervisor restarts us with a fresh queue.
-    let amqp_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
-        let (trigger, failed, ready) = (trigger.clone(), amqp_failed.clone(), amqp_ready.clone());
-        let gw = gw.clone();
-        tokio::spawn(async move {
-            let mut events = std::pin::pin!(gw.link.events());
-            while let Some(event) = events.next().await {
-                if let lapin::Event::Error(e) = event {
-                    tracing::error!(error = %e, "AMQP connection failed");
-                    ready.store(false, Ordering::SeqCst);
-                    failed.store(true, Ordering::SeqCst);
-                    trigger.fire();
-                    return;
-                }
-            }
-        });
-    }
+    // The link logs losses and recoveries of the connection and keeps
+    // this check in step; a lost connection is re-established.
+    gw.link.report_to(amqp_ready);
     // NATS reconnects by itself; readiness follows its state.
     {
         let mut shutdown = shutdown.clone();
@@ -165,7 +152,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     gw.link.close().await;
     let _ = process.admin.await;
-    if dispatcher_failed || amqp_failed.load(Ordering::SeqCst) {
+    if dispatcher_failed {
         bail!("stopped because the AMQP side failed");
     }
     tracing::info!("stopped");

@@ -28,6 +28,32 @@ pub fn sendq_kill() {
     metrics::counter!("gateway_sendq_kills_total").increment(1);
 }
 
+/// A request to the history service (`purpose`: chathistory, targets,
+/// join_replay, pending, ack_pending).
+pub fn history_request(purpose: &'static str) {
+    metrics::counter!("gateway_history_requests_total", "purpose" => purpose).increment(1);
+}
+
+/// A history request that failed (`reason`: timeout, invalid_target,
+/// malformed, internal).
+pub fn history_failure(reason: &'static str) {
+    metrics::counter!("gateway_history_failures_total", "reason" => reason).increment(1);
+}
+
+/// Direct messages kept while their recipient was offline, now shown.
+pub fn pending_delivered(n: usize) {
+    metrics::counter!("gateway_pending_delivered_total").increment(n as u64);
+}
+
+/// A direct message copied to the history service (`offline`: kept for a
+/// recipient with no session) and whether the broker took it.
+pub fn direct_log(offline: bool, ok: bool) {
+    let kind = if offline { "offline" } else { "live" };
+    let outcome = if ok { "confirmed" } else { "refused" };
+    metrics::counter!("gateway_direct_logs_total", "kind" => kind, "outcome" => outcome)
+        .increment(1);
+}
+
 /// Registers every metric at zero so `/metrics` lists them from the start.
 pub fn describe() {
     connections(0);
@@ -37,4 +63,5 @@ pub fn describe() {
     metrics::counter!("gateway_intents_total").absolute(0);
     metrics::counter!("gateway_room_events_total").absolute(0);
     metrics::counter!("gateway_sendq_kills_total").absolute(0);
+    metrics::counter!("gateway_pending_delivered_total").absolute(0);
 }

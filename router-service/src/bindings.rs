@@ -4,16 +4,16 @@
 //! expired) fails with 404, and AMQP closes the channel on which that
 //! happens. Doing it on a separate channel keeps the partition's publishing
 //! channel (and its pending confirms) alive; this channel is simply
-//! recreated on next use.
-
-use std::sync::Arc;
+//! recreated on next use, on the current connection of the [`Link`] (after
+//! a broker restart, the new one).
 
 use bus::names::room_routing_key;
+use bus::recovery::Link;
 use bus::topology::{gateway_queue, ROOMS_EXCHANGE};
 use lapin::options::QueueBindOptions;
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection, ErrorKind};
+use lapin::{Channel, ErrorKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
@@ -22,17 +22,19 @@ pub enum BindError {
     QueueGone(String),
     #[error(transparent)]
     Amqp(#[from] lapin::Error),
+    #[error("the AMQP connection is down")]
+    Disconnected,
 }
 
 pub struct Binder {
-    conn: Arc<Connection>,
+    link: Link,
     channel: Option<Channel>,
 }
 
 impl Binder {
-    pub fn new(conn: Arc<Connection>) -> Self {
+    pub fn new(link: Link) -> Self {
         Self {
-            conn,
+            link,
             channel: None,
         }
     }
@@ -41,7 +43,8 @@ impl Binder {
         match &self.channel {
             Some(channel) if channel.status().connected() => Ok(channel.clone()),
             _ => {
-                let channel = self.conn.create_channel().await?;
+                let live = self.link.live().ok_or(BindError::Disconnected)?;
+                let channel = live.conn.create_channel().await?;
                 self.channel = Some(channel.clone());
                 Ok(channel)
             }

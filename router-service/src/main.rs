@@ -8,8 +8,12 @@
 //! `chat.rooms`, the gateway queues and `chat.direct`. Room state lives in
 //! memory and is written to the NATS rooms bucket after every batch.
 //!
-//! Any failure of RabbitMQ or NATS ends the process with a non-zero status
-//! (a supervisor restarts it; unacknowledged intents wait in their queues).
+//! A RabbitMQ restart is ridden out: the connection is re-established (and
+//! the topology declared again) by a [`Link`], `/readyz` reports `amqp`
+//! down meanwhile, and each partition subscribes again and reloads its
+//! rooms (see `partition.rs`). Any other failure of RabbitMQ or NATS ends
+//! the process with a non-zero status (a supervisor restarts it;
+//! unacknowledged intents wait in their queues).
 
 mod bindings;
 mod config;
@@ -29,9 +33,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bus::process::Process;
-use bus::topology::{connect, declare_core, declare_history_queues, intent_queue};
+use bus::recovery::{Link, Live};
+use bus::topology::{declare_core, declare_history_queues, intent_queue};
 use clap::Parser;
-use lapin::Connection;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -81,28 +85,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("NATS at {}", cfg.nats.url))?;
     process.set("nats", true);
 
-    let conn = tokio::time::timeout(
+    let partitions = cfg.bus.partitions;
+    // Declared on every (re)connection, before any partition subscribes.
+    let setup = move |live: Live| async move {
+        let ch = live.conn.create_channel().await?;
+        declare_core(&ch, partitions).await?;
+        // Before the first event: the history service's queue must exist
+        // (and be bound to every room) so events published while it is not
+        // running yet are kept for it.
+        declare_history_queues(&ch).await?;
+        let _ = ch.close(200, "OK".into()).await;
+        Ok(())
+    };
+    let link = tokio::time::timeout(
         CONNECT_TIMEOUT,
-        connect(&cfg.amqp.url, &format!("router-service {instance}")),
+        Link::connect(&cfg.amqp.url, &format!("router-service {instance}"), setup),
     )
     .await
     .context("RabbitMQ: no answer in time")?
-    .context("connecting to RabbitMQ")?;
-    let conn = Arc::new(conn);
-    let setup = conn
-        .create_channel()
-        .await
-        .context("opening an AMQP channel")?;
-    declare_core(&setup, cfg.bus.partitions)
-        .await
-        .context("declaring the core topology")?;
-    // Before the first event: the history service's queue must exist (and
-    // be bound to every room) so events published while it is not running
-    // yet are kept for it.
-    declare_history_queues(&setup)
-        .await
-        .context("declaring the history queues")?;
-    let _ = setup.close(200, "OK".into()).await;
+    .context("connecting to RabbitMQ and declaring the topology")?;
 
     let store = Store::new(&buckets.rooms, &buckets.routers, &buckets.sessions);
     let settings = Arc::new(Settings {
@@ -114,15 +115,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut tasks = JoinSet::new();
     let mut sweep_senders = Vec::new();
     for p in 0..cfg.bus.partitions {
-        let (partition, consumer) = Partition::subscribe(&conn, p, settings.clone(), store.clone())
-            .await
-            .with_context(|| format!("subscribing to {}", intent_queue(p)))?;
+        let live = link
+            .live()
+            .context("the AMQP connection was lost during start-up")?;
+        let (partition, consumer) =
+            Partition::subscribe(&link, live, p, settings.clone(), store.clone())
+                .await
+                .with_context(|| format!("subscribing to {}", intent_queue(p)))?;
         let (tx, rx) = mpsc::channel(1);
         sweep_senders.push(tx);
         let stop = shutdown.clone();
         tasks.spawn(async move { partition.run(consumer, rx, stop).await.map_err(|e| (p, e)) });
     }
-    process.set("amqp", true);
+    link.report_to(process.check("amqp"));
     let interval = Duration::from_secs(cfg.router.sweep_interval_secs);
     tokio::spawn(sweeper::run(
         store,
@@ -130,12 +135,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         interval,
         shutdown.clone(),
     ));
-    tokio::spawn(watch_readiness(
-        conn.clone(),
-        buckets.client.clone(),
-        process.check("amqp"),
-        process.check("nats"),
-    ));
+    tokio::spawn(watch_nats(buckets.client.clone(), process.check("nats")));
     tracing::info!(admin = %cfg.admin.listen, "router ready");
 
     let mut failure = None;
@@ -156,7 +156,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Ok(more) => failure = failure.or(more),
         Err(_) => tracing::warn!("partitions did not stop in time"),
     }
-    close(&conn).await;
+    link.close().await;
     let _ = process.admin.await;
     match failure {
         Some(error) => Err(error),
@@ -178,25 +178,12 @@ fn task_failure(
     }
 }
 
-async fn close(conn: &Connection) {
-    if conn.status().connected() {
-        if let Err(error) = conn.close(200, "shutting down".into()).await {
-            tracing::debug!(%error, "closing the AMQP connection");
-        }
-    }
-}
-
-/// Keeps `/readyz` honest after start-up: AMQP and NATS connection states.
-async fn watch_readiness(
-    conn: Arc<Connection>,
-    nats: async_nats::Client,
-    amqp_ready: Arc<AtomicBool>,
-    nats_ready: Arc<AtomicBool>,
-) {
+/// Keeps `/readyz` honest about NATS after start-up (the AMQP check
+/// follows the [`Link`]).
+async fn watch_nats(nats: async_nats::Client, nats_ready: Arc<AtomicBool>) {
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     loop {
         ticker.tick().await;
-        amqp_ready.store(conn.status().connected(), Ordering::SeqCst);
         let nats_up = nats.connection_state() == async_nats::connection::State::Connected;
         nats_ready.store(nats_up, Ordering::SeqCst);
     }

@@ -8,12 +8,23 @@
 //! publisher confirm, unbind gateways that left, write the touched room
 //! records, and only then ack the batch. A crash anywhere before the ack
 //! leaves the intents queued for a replay (see `docs/architecture.md`).
+//!
+//! A broker restart is ridden out: when the connection is lost (a consumer,
+//! publish, confirm or ack fails and the [`Link`] says the connection is
+//! gone), whatever the batch in progress did may be half applied (some
+//! events published, some records written), so the partition forgets its
+//! in-memory rooms, subscribes again on the next connection and reloads the
+//! rooms from the records before its next batch, as a takeover does. The
+//! broker redelivers the unacknowledged intents, which are replayed
+//! idempotently (same seqs, same ids; skipped if their room's record lists
+//! them as applied).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bus::names::room_routing_key;
+use bus::recovery::{Link, Live};
 use bus::schema::{BusMessage, Intent};
 use bus::shutdown::Shutdown;
 use bus::topology::{
@@ -24,7 +35,7 @@ use futures::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
 use lapin::types::FieldTable;
-use lapin::{Acker, Channel, Connection, Consumer, PublisherConfirm};
+use lapin::{Acker, Channel, Consumer, PublisherConfirm};
 use tokio::sync::mpsc;
 
 use crate::bindings::{BindError, Binder};
@@ -72,12 +83,18 @@ pub enum PartitionError {
     Nacked,
     #[error("the broker cancelled the consumer")]
     ConsumerEnded,
+    /// The batch's ack was not sent: its channel is gone.
+    #[error("the channel closed before the batch was acknowledged")]
+    Unacknowledged,
 }
 
 pub struct Partition {
     partition: u16,
     settings: Arc<Settings>,
     rooms: Rooms,
+    link: Link,
+    /// The connection the channel and consumer belong to.
+    live: Live,
     channel: Channel,
     binder: Binder,
     store: Store,
@@ -93,34 +110,25 @@ pub struct Partition {
 }
 
 impl Partition {
-    /// Opens the partition's channel (publisher confirms, prefetch) and
-    /// subscribes to its queue.
+    /// Opens the partition's channel on `live` (publisher confirms,
+    /// prefetch) and subscribes to its queue.
     pub async fn subscribe(
-        conn: &Arc<Connection>,
+        link: &Link,
+        live: Live,
         partition: u16,
         settings: Arc<Settings>,
         store: Store,
     ) -> Result<(Self, Consumer), PartitionError> {
-        let channel = bus::topology::confirm_channel(conn).await?;
-        channel
-            .basic_qos(settings.batch_max, BasicQosOptions::default())
-            .await?;
-        let tag = format!("{}.{partition}", settings.instance);
-        let consumer = channel
-            .basic_consume(
-                intent_queue(partition).as_str().into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        let (channel, consumer) = open(&live, partition, &settings).await?;
         let rooms = Rooms::new(partition, settings.partitions);
         let partition = Self {
             partition,
             settings,
             rooms,
+            link: link.clone(),
+            live,
             channel,
-            binder: Binder::new(conn.clone()),
+            binder: Binder::new(link.clone()),
             store,
             fresh: true,
             active: false,
@@ -130,16 +138,73 @@ impl Partition {
         Ok((partition, consumer))
     }
 
+    /// After the connection was lost: waits for the next one, subscribes
+    /// on it, and makes the next batch reload the rooms. `None` on
+    /// shutdown.
+    async fn resubscribe(
+        &mut self,
+        shutdown: &mut Shutdown,
+    ) -> Result<Option<Consumer>, PartitionError> {
+        self.fresh = true;
+        // A standby may become the active consumer meanwhile: sweep again
+        // only after a batch proves this one is active.
+        self.active = false;
+        loop {
+            let after = self.live.epoch;
+            let Some(live) = self.link.up_after(after, Some(&mut *shutdown)).await else {
+                return Ok(None);
+            };
+            match open(&live, self.partition, &self.settings).await {
+                Ok((channel, consumer)) => {
+                    tracing::info!(
+                        partition = self.partition,
+                        epoch = live.epoch,
+                        "partition subscribed again"
+                    );
+                    self.live = live;
+                    self.channel = channel;
+                    return Ok(Some(consumer));
+                }
+                // Lost again already: wait for the next one.
+                Err(_) if self.link.failed_with_connection(&live).await => self.live = live,
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
     /// The loop: batches and sweeps until shutdown, then stops consuming.
-    /// Returns an error (and leaves the batch unacknowledged) on anything
-    /// that could lose or duplicate state; the process then exits.
+    /// When the connection is lost it subscribes again on the next one
+    /// (see the module documentation). Returns an error (and leaves the
+    /// batch unacknowledged) on anything else that could lose or duplicate
+    /// state; the process then exits.
     pub async fn run(
         mut self,
         mut consumer: Consumer,
-        sweeps: mpsc::Receiver<Sweep>,
-        shutdown: Shutdown,
+        mut sweeps: mpsc::Receiver<Sweep>,
+        mut shutdown: Shutdown,
     ) -> Result<(), PartitionError> {
-        let result = self.serve(&mut consumer, sweeps, shutdown).await;
+        let result = loop {
+            let result = self
+                .serve(&mut consumer, &mut sweeps, shutdown.clone())
+                .await;
+            match result {
+                Err(error) if self.link.failed_with_connection(&self.live).await => {
+                    // The link warns about the loss once; this is per partition.
+                    tracing::info!(
+                        partition = self.partition,
+                        %error,
+                        "AMQP connection lost; the partition will subscribe again and reload its rooms"
+                    );
+                    metrics::counter!("router_connection_losses_total").increment(1);
+                    match self.resubscribe(&mut shutdown).await {
+                        Ok(Some(next)) => consumer = next,
+                        Ok(None) => break Ok(()),
+                        Err(error) => break Err(error),
+                    }
+                }
+                other => break other,
+            }
+        };
         // Stop consuming by closing the channel, never with basic.cancel
         // (which dropping a lapin consumer sends, hence the drop after the
         // close). The close makes the broker drop the consumer and requeue
@@ -148,7 +213,12 @@ impl Partition {
         // standby would become active at once and could get newer intents
         // ahead of the older ones this channel still holds, and replaying a
         // failed batch out of order would give its seqs to other events.
-        let closed = self.channel.close(200, "shutting down".into()).await;
+        // A channel of a lost connection has nothing left to close.
+        let closed = if self.channel.status().connected() {
+            self.channel.close(200, "shutting down".into()).await
+        } else {
+            Ok(())
+        };
         drop(consumer);
         self.binder.close().await;
         result?;
@@ -160,7 +230,7 @@ impl Partition {
     async fn serve(
         &mut self,
         consumer: &mut Consumer,
-        mut sweeps: mpsc::Receiver<Sweep>,
+        sweeps: &mut mpsc::Receiver<Sweep>,
         mut shutdown: Shutdown,
     ) -> Result<(), PartitionError> {
         let max = usize::from(self.settings.batch_max.max(1));
@@ -211,8 +281,12 @@ impl Partition {
         }
         self.finish(confirms).await?;
         if let Some(acker) = last_intent {
-            // One ack for everything up to here (rejected ones are already settled).
-            acker.ack(BasicAckOptions { multiple: true }).await?;
+            // One ack for everything up to here (rejected ones are already
+            // settled). `false`: the channel is gone and the ack was not
+            // sent; the broker will deliver the batch again.
+            if !acker.ack(BasicAckOptions { multiple: true }).await? {
+                return Err(PartitionError::Unacknowledged);
+            }
         }
         self.active = true;
         metrics::histogram!("router_batch_seconds").record(started.elapsed().as_secs_f64());
@@ -413,4 +487,27 @@ async fn await_confirms(confirms: Vec<PublisherConfirm>) -> Result<(), Partition
         }
     }
     Ok(())
+}
+
+/// Opens a partition's channel on `live` (publisher confirms, prefetch)
+/// and subscribes to its queue.
+async fn open(
+    live: &Live,
+    partition: u16,
+    settings: &Settings,
+) -> Result<(Channel, Consumer), PartitionError> {
+    let channel = bus::topology::confirm_channel(&live.conn).await?;
+    channel
+        .basic_qos(settings.batch_max, BasicQosOptions::default())
+        .await?;
+    let tag = format!("{}.{partition}", settings.instance);
+    let consumer = channel
+        .basic_consume(
+            intent_queue(partition).as_str().into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok((channel, consumer))
 }

@@ -7,7 +7,9 @@
 //! one slot keeps the matching trivial and stops a client from queueing
 //! work on the auth service. The server's own background question (is this
 //! nick registered? for nick reservation) has a second slot, so it never
-//! makes a client's login fail as "busy".
+//! makes a client's login fail as "busy". Lookups on behalf of messages
+//! (is this offline nick an account? for offline direct messages) have a
+//! small bounded set of their own, so several such messages in a row work.
 
 use std::time::Duration;
 
@@ -19,10 +21,11 @@ use bus::{names::fold, new_id};
 use tokio::time::Instant;
 
 use super::client::{Client, Pending};
+use super::commands::messaging::{self, OfflineMessage};
 use super::commands::{account, nickserv, registration, sasl};
 use super::line::Message;
 use super::numeric::Numerics;
-use super::reservation;
+use super::{history, reservation};
 use crate::bus_link::confirmed;
 
 /// How long the auth service may take to answer; then the request fails
@@ -30,6 +33,9 @@ use crate::bus_link::confirmed;
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub const RPL_LOGGEDIN: u16 = 900;
+/// Account lookups for offline direct messages one connection may have in
+/// flight.
+pub const MAX_LOOKUPS: usize = 8;
 
 /// Who asked, so the answer goes back to the right dialogue.
 #[derive(Debug)]
@@ -48,6 +54,12 @@ pub enum Purpose {
     Info { account: String },
     /// Is the session's nick a registered account? (nick reservation)
     Reserve { account: String },
+    /// Is the offline nick `account` (folded) an account? `messages` wait
+    /// for the answer to be kept for it (offline direct messages).
+    OfflineDm {
+        account: String,
+        messages: Vec<OfflineMessage>,
+    },
 }
 
 /// The face a request came through.
@@ -74,8 +86,50 @@ pub async fn request(c: &mut Client, body: AuthRequestBody, purpose: Purpose) ->
     // matters; the older answer will find no one waiting).
     let background = matches!(purpose, Purpose::Reserve { .. });
     let busy = !background && c.auth.is_some();
-    if busy || !c.ensure_session_queue().await {
+    if busy {
         return false;
+    }
+    let Some(pending) = send(c, body, purpose).await else {
+        return false;
+    };
+    if background {
+        c.auth_background = Some(pending);
+    } else {
+        c.auth = Some(pending);
+    }
+    true
+}
+
+/// How a lookup went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Sent,
+    /// [`MAX_LOOKUPS`] are in flight already.
+    Full,
+    /// The bus did not take it.
+    Failed,
+}
+
+/// Sends a lookup on behalf of messages (see [`Purpose::OfflineDm`]),
+/// beside the interactive and background slots.
+pub async fn lookup(c: &mut Client, body: AuthRequestBody, purpose: Purpose) -> Lookup {
+    if c.auth_lookups.len() >= MAX_LOOKUPS {
+        return Lookup::Full;
+    }
+    match send(c, body, purpose).await {
+        Some(pending) => {
+            c.auth_lookups.push(pending);
+            Lookup::Sent
+        }
+        None => Lookup::Failed,
+    }
+}
+
+/// Publishes a request (its confirm joins the connection's) and returns
+/// what to wait for, or `None` if the bus did not take it.
+async fn send(c: &mut Client, body: AuthRequestBody, purpose: Purpose) -> Option<AuthPending> {
+    if !c.ensure_session_queue().await {
+        return None;
     }
     let id = new_id();
     let req = AuthRequest {
@@ -89,32 +143,27 @@ pub async fn request(c: &mut Client, body: AuthRequestBody, purpose: Purpose) ->
     match c.gw.link.publish_auth(&sid, req).await {
         Ok(pending) => {
             let confirm_id = id.clone();
-            c.confirms.push(Box::pin(async move {
+            c.confirms.push_back(Box::pin(async move {
                 (Pending::Auth { id: confirm_id }, confirmed(pending).await)
             }));
-            let pending = Some(AuthPending {
+            Some(AuthPending {
                 id,
                 purpose,
                 deadline: Instant::now() + AUTH_TIMEOUT,
-            });
-            if background {
-                c.auth_background = pending;
-            } else {
-                c.auth = pending;
-            }
-            true
+            })
         }
         Err(e) => {
             tracing::warn!(error = %e, "publishing an auth request failed");
-            false
+            None
         }
     }
 }
 
 /// The broker refused request `id`: fail it now, through the timeout path.
 pub fn refused(c: &mut Client, id: &str) {
-    for slot in [&mut c.auth, &mut c.auth_background] {
-        if let Some(p) = slot.as_mut().filter(|p| p.id == id) {
+    let slots = [c.auth.as_mut(), c.auth_background.as_mut()];
+    for p in slots.into_iter().flatten().chain(c.auth_lookups.iter_mut()) {
+        if p.id == id {
             p.deadline = Instant::now();
         }
     }
@@ -125,6 +174,7 @@ pub fn deadline(c: &Client) -> Option<Instant> {
     [&c.auth, &c.auth_background]
         .into_iter()
         .flatten()
+        .chain(c.auth_lookups.iter())
         .map(|p| p.deadline)
         .min()
 }
@@ -147,6 +197,18 @@ pub async fn on_timeout(c: &mut Client) {
         };
         answer(c, p.purpose, failure).await;
     }
+    let (expired, live): (Vec<_>, Vec<_>) = std::mem::take(&mut c.auth_lookups)
+        .into_iter()
+        .partition(|p| p.deadline <= now);
+    c.auth_lookups = live;
+    for p in expired {
+        tracing::debug!(id = %p.id, "auth lookup timed out");
+        let failure = AuthReplyBody::Failure {
+            code: AuthError::Internal,
+            retry_after_secs: None,
+        };
+        answer(c, p.purpose, failure).await;
+    }
 }
 
 /// An answer from the session queue. One for a request we no longer wait
@@ -154,7 +216,14 @@ pub async fn on_timeout(c: &mut Client) {
 pub async fn on_reply(c: &mut Client, reply: AuthReply) {
     let pending = match c.auth.take_if(|p| p.id == reply.id) {
         Some(p) => Some(p),
-        None => c.auth_background.take_if(|p| p.id == reply.id),
+        None => match c.auth_background.take_if(|p| p.id == reply.id) {
+            Some(p) => Some(p),
+            None => c
+                .auth_lookups
+                .iter()
+                .position(|p| p.id == reply.id)
+                .map(|i| c.auth_lookups.swap_remove(i)),
+        },
     };
     match pending {
         Some(p) => answer(c, p.purpose, reply.body).await,
@@ -176,6 +245,7 @@ async fn answer(c: &mut Client, purpose: Purpose, body: AuthReplyBody) {
         },
         Purpose::Info { account } => nickserv::on_info(c, &account, body),
         Purpose::Reserve { account } => reservation::on_info(c, account, body),
+        Purpose::OfflineDm { messages, .. } => messaging::on_offline_info(c, messages, body).await,
     }
     // Registration waits while a request is in flight (see `complete`).
     registration::complete(c).await;
@@ -214,6 +284,9 @@ pub async fn log_in(c: &mut Client, account: &str) {
         })
         .await;
     }
+    // Logged in after registration: what was kept for the account is shown
+    // now (before registration, the welcome burst does it).
+    history::deliver_pending(c).await;
 }
 
 /// A `FAIL <command> <code> <context> :<text>` standard reply.

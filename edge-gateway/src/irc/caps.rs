@@ -19,10 +19,12 @@ pub enum Cap {
     AccountTag,
     AccountNotify,
     ExtendedJoin,
+    Chathistory,
+    EventPlayback,
 }
 
 /// Every capability offered, in the order `CAP LS` lists them.
-pub const SUPPORTED: [Cap; 11] = [
+pub const SUPPORTED: [Cap; 13] = [
     Cap::CapNotify,
     Cap::EchoMessage,
     Cap::MessageTags,
@@ -34,6 +36,8 @@ pub const SUPPORTED: [Cap; 11] = [
     Cap::AccountTag,
     Cap::AccountNotify,
     Cap::ExtendedJoin,
+    Cap::Chathistory,
+    Cap::EventPlayback,
 ];
 
 /// The SASL mechanisms offered (the `sasl` cap value and numeric 908).
@@ -53,6 +57,10 @@ impl Cap {
             Cap::AccountTag => "account-tag",
             Cap::AccountNotify => "account-notify",
             Cap::ExtendedJoin => "extended-join",
+            // Work-in-progress specification: the draft names, as every
+            // implementation of it uses.
+            Cap::Chathistory => "draft/chathistory",
+            Cap::EventPlayback => "draft/event-playback",
         }
     }
 
@@ -169,7 +177,14 @@ mod tests {
         assert_eq!(
             ls_list(false),
             "cap-notify echo-message message-tags multi-prefix server-time batch \
-             sasl draft/account-registration account-tag account-notify extended-join"
+             sasl draft/account-registration account-tag account-notify extended-join \
+             draft/chathistory draft/event-playback"
+        );
+        s.set(Cap::EventPlayback, true);
+        assert!(s.has(Cap::EventPlayback) && !s.has(Cap::Chathistory));
+        assert_eq!(
+            parse_req("draft/chathistory draft/event-playback", true),
+            Some(vec![(Cap::Chathistory, true), (Cap::EventPlayback, true)])
         );
         assert!(ls_list(true).contains(" sasl=PLAIN,SCRAM-SHA-256 "));
         assert!(ls_list(true).contains(" draft/account-registration=before-connect "));

@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use bus::schema::{
-    Actor, Direct, DirectBody, EventBody, IntentBody, MessageKind, Reply, RoomEvent, SessionRecord,
-    SCHEMA_VERSION,
+    Actor, Direct, DirectBody, DirectLog, EventBody, IntentBody, MessageKind, Reply, RoomEvent,
+    SessionRecord, SCHEMA_VERSION,
 };
 use bus::{names::fold, new_id, now_ms};
-use futures::stream::FuturesUnordered;
+use futures::stream::FuturesOrdered;
 use lapin::Consumer;
 use std::future::Future;
 use std::pin::Pin;
@@ -18,7 +18,9 @@ use tokio::sync::mpsc;
 
 use super::auth::AuthPending;
 use super::caps::CapSet;
+use super::commands::messaging;
 use super::commands::sasl::Sasl;
+use super::history::{self, HistoryState};
 use super::line::Message;
 use super::numeric::Numerics;
 use super::render::{self, View};
@@ -70,15 +72,30 @@ impl OutQueue {
 pub enum Pending {
     Intent,
     /// A private message: on refusal the sender gets 401 (unless NOTICE);
-    /// on success its echo, if it asked for echo-message.
+    /// on success its copy `log` goes to the history service (PRIVMSG and
+    /// NOTICE), and then, or at once for TAGMSG, the sender gets its echo
+    /// if it asked for echo-message.
     Direct {
         target: String,
         kind: MessageKind,
         echo: Option<Message>,
+        log: Option<Box<DirectLog>>,
+    },
+    /// A private message's copy for the history service (`offline`: the
+    /// only copy, kept for a recipient without a session).
+    DirectLog {
+        target: String,
+        kind: MessageKind,
+        echo: Option<Message>,
+        offline: bool,
     },
     /// An auth request: if the broker refuses it, the request fails now
     /// instead of at its timeout.
     Auth {
+        id: String,
+    },
+    /// A history request: likewise.
+    History {
         id: String,
     },
 }
@@ -115,7 +132,11 @@ pub struct Client {
     pub quit: Option<String>,
     /// The connection is being closed (ERROR sent): no more notices.
     pub closing: bool,
-    pub confirms: FuturesUnordered<ConfirmFuture>,
+    /// Pending publisher confirms, handled in publish order: everything is
+    /// published on one confirm channel, whose confirms come in that order
+    /// anyway, and what follows a confirm (echoes, a private message's copy
+    /// for history) must keep the order the client sent things in.
+    pub confirms: FuturesOrdered<ConfirmFuture>,
     /// Set at registration, taken by the connection loop to poll.
     pub inbox: Option<mpsc::Receiver<Outbound>>,
     pub directs: Option<Consumer>,
@@ -130,6 +151,10 @@ pub struct Client {
     pub auth: Option<AuthPending>,
     /// The server's own background request in flight (nick reservation).
     pub auth_background: Option<AuthPending>,
+    /// Account lookups for offline direct messages in flight.
+    pub auth_lookups: Vec<AuthPending>,
+    /// History requests in flight and what history was shown.
+    pub history: HistoryState,
     /// Where a SASL exchange stands.
     pub sasl: Sasl,
     /// A pending rename for holding a registered nick (nick reservation).
@@ -156,7 +181,7 @@ impl Client {
             umode_wallops: false,
             quit: None,
             closing: false,
-            confirms: FuturesUnordered::new(),
+            confirms: FuturesOrdered::new(),
             inbox: None,
             directs: None,
             pending_sid: new_id(),
@@ -164,6 +189,8 @@ impl Client {
             account: None,
             auth: None,
             auth_background: None,
+            auth_lookups: Vec::new(),
+            history: HistoryState::default(),
             sasl: Sasl::default(),
             guard: None,
             recent_events: VecDeque::new(),
@@ -277,7 +304,7 @@ impl Client {
         match self.gw.link.publish_intent(intent).await {
             Ok(pending) => {
                 metrics::intent();
-                self.confirms.push(Box::pin(async move {
+                self.confirms.push_back(Box::pin(async move {
                     (Pending::Intent, confirmed(pending).await)
                 }));
                 Some(id)
@@ -348,6 +375,9 @@ impl Client {
                 }
                 let lines = render::reply(&r.body, &self.view());
                 self.send_all(lines);
+                if let Reply::Joined { room, name, .. } = &r.body {
+                    history::replay_after_join(self, room, name).await;
+                }
             }
         }
     }
@@ -371,10 +401,16 @@ impl Client {
     /// Keeps the session's room list (and its NATS record) in step with
     /// the events about itself.
     async fn track_membership(&mut self, ev: &RoomEvent) {
+        if self.session.is_none() {
+            return;
+        }
+        let mine = ev.actor.sid == self.sid();
+        if mine && matches!(ev.body, EventBody::Join) {
+            history::note_own_join(self, &ev.room, ev.at);
+        }
         let Some(s) = self.session.as_mut() else {
             return;
         };
-        let mine = ev.actor.sid == s.sid;
         let changed = match &ev.body {
             EventBody::Join if mine => s.rooms.insert(ev.room.clone(), ev.name.clone()).is_none(),
             EventBody::Part { .. } | EventBody::Quit { .. } if mine => {
@@ -403,12 +439,22 @@ impl Client {
     }
 
     /// A publisher confirm completed.
-    pub fn on_confirm(&mut self, pending: Pending, outcome: Outcome) {
+    pub async fn on_confirm(&mut self, pending: Pending, outcome: Outcome) {
         match (pending, outcome) {
             (Pending::Intent, Outcome::Confirmed) => {}
             (Pending::Intent, _) => self.bus_trouble(),
-            (Pending::Auth { .. }, Outcome::Confirmed) => {}
+            (Pending::Auth { .. } | Pending::History { .. }, Outcome::Confirmed) => {}
             (Pending::Auth { id }, _) => super::auth::refused(self, &id),
+            (Pending::History { id }, _) => history::refused(self, &id),
+            (
+                Pending::Direct {
+                    target,
+                    kind,
+                    echo,
+                    log: Some(log),
+                },
+                Outcome::Confirmed,
+            ) => messaging::log_direct(self, target, kind, echo, *log).await,
             (Pending::Direct { echo, .. }, Outcome::Confirmed) => {
                 if let Some(m) = echo {
                     self.send(m);
@@ -425,6 +471,15 @@ impl Client {
                 let m = self.num().no_such_nick(&target);
                 self.send(m);
             }
+            (
+                Pending::DirectLog {
+                    target,
+                    kind,
+                    echo,
+                    offline,
+                },
+                outcome,
+            ) => messaging::on_logged(self, &target, kind, echo, offline, outcome),
         }
     }
 }

@@ -20,7 +20,7 @@ use super::client::{Client, OutQueue};
 use super::commands;
 use super::line::{parse, Message, ParseError};
 use super::transport::{Frame, LineSource};
-use super::{auth, reservation};
+use super::{auth, history, reservation};
 use crate::bus_link::next_delivery;
 use crate::gateway::Gateway;
 use crate::metrics;
@@ -160,6 +160,7 @@ pub async fn run<S: LineSource>(
         let can_read = pending_bytes < MAX_PENDING_BYTES;
         let auth_deadline = auth::deadline(&c);
         let guard_deadline = reservation::deadline(&c);
+        let history_deadline = history::deadline(&c);
         tokio::select! {
             r = kill.wait() => break r,
             _ = shutdown.wait() => break "Server shutting down".to_string(),
@@ -187,12 +188,17 @@ pub async fn run<S: LineSource>(
                     break "Session queue lost".to_string();
                 }
             },
-            Some((p, outcome)) = c.confirms.next(), if !c.confirms.is_empty() => c.on_confirm(p, outcome),
+            Some((p, outcome)) = c.confirms.next(), if !c.confirms.is_empty() => {
+                c.on_confirm(p, outcome).await;
+            }
             _ = sleep_until(auth_deadline.unwrap_or(timer)), if auth_deadline.is_some() => {
                 auth::on_timeout(&mut c).await;
             }
             _ = sleep_until(guard_deadline.unwrap_or(timer)), if guard_deadline.is_some() => {
                 reservation::enforce(&mut c).await;
+            }
+            _ = sleep_until(history_deadline.unwrap_or(timer)), if history_deadline.is_some() => {
+                history::on_timeout(&mut c).await;
             }
             _ = sleep_until(timer) => {
                 let now = Instant::now();
@@ -230,7 +236,8 @@ async fn next_direct(consumer: &mut Option<Consumer>) -> Option<Delivery> {
     }
 }
 
-/// Renders a session-queue delivery (or routes an auth answer), then acks it.
+/// Renders a session-queue delivery (or routes an auth or history answer),
+/// then acks it.
 async fn on_direct(c: &mut Client, d: Delivery) {
     match BusMessage::from_json(&d.data) {
         Ok(BusMessage::Direct(direct)) => {
@@ -245,6 +252,13 @@ async fn on_direct(c: &mut Client, d: Delivery) {
                 tracing::warn!(error = %e, "ack on a session queue failed");
             }
             auth::on_reply(c, reply).await;
+        }
+        Ok(BusMessage::HistoryReply(reply)) => {
+            // Likewise: nobody else could use it.
+            if let Err(e) = d.acker.ack(BasicAckOptions::default()).await {
+                tracing::warn!(error = %e, "ack on a session queue failed");
+            }
+            history::on_reply(c, reply).await;
         }
         Ok(_) | Err(_) => {
             tracing::warn!("rejecting an unexpected message on a session queue");
@@ -316,8 +330,14 @@ async fn teardown(
         })
         .await;
     }
-    let confirms = std::mem::take(&mut c.confirms);
-    let _ = tokio::time::timeout(QUIT_CONFIRM_WAIT, confirms.count()).await;
+    // Handled, not just awaited: a private message confirmed now still
+    // needs its copy for the history service published (a new confirm).
+    let _ = tokio::time::timeout(QUIT_CONFIRM_WAIT, async {
+        while let Some((p, outcome)) = c.confirms.next().await {
+            c.on_confirm(p, outcome).await;
+        }
+    })
+    .await;
     gw.sessions.remove(&sid);
     drop(inbox);
     {

@@ -10,20 +10,27 @@ use super::validate::{
 /// Tokens per 005 line (the line also carries the nick and the final text).
 const TOKENS_PER_LINE: usize = 13;
 
-pub fn tokens(network: &str) -> Vec<String> {
-    vec![
+/// The message references CHATHISTORY accepts, most preferred first.
+pub const MSGREFTYPES: &str = "timestamp,msgid";
+
+/// The tokens. `chathistory_max` is the most items one CHATHISTORY command
+/// returns (`CHATHISTORY=<max>`).
+pub fn tokens(network: &str, chathistory_max: u32) -> Vec<String> {
+    let mut t = vec![
         format!("AWAYLEN={AWAYLEN}"),
         "CASEMAPPING=ascii".into(),
         format!("CHANLIMIT=#:{CHANLIMIT}"),
         "CHANMODES=b,k,l,imnst".into(),
         format!("CHANNELLEN={CHANNELLEN}"),
         "CHANTYPES=#".into(),
+        format!("CHATHISTORY={chathistory_max}"),
         "ELIST=U".into(),
         "HOSTLEN=64".into(),
         format!("KICKLEN={KICKLEN}"),
         "MAXLIST=b:100".into(),
         format!("MAXTARGETS={MAXTARGETS}"),
         format!("MODES={MODES}"),
+        format!("MSGREFTYPES={MSGREFTYPES}"),
         format!("NETWORK={network}"),
         format!("NICKLEN={NICKLEN}"),
         "PREFIX=(ov)@+".into(),
@@ -31,12 +38,14 @@ pub fn tokens(network: &str) -> Vec<String> {
         format!("TOPICLEN={TOPICLEN}"),
         format!("USERLEN={USERLEN}"),
         "UTF8ONLY".into(),
-    ]
+    ];
+    t.sort();
+    t
 }
 
-/// The 005 lines for `nick`.
-pub fn lines(server: &str, nick: &str, network: &str) -> Vec<Message> {
-    tokens(network)
+/// The 005 lines for `nick` (welcome burst and VERSION).
+pub fn lines(server: &str, nick: &str, network: &str, chathistory_max: u32) -> Vec<Message> {
+    tokens(network, chathistory_max)
         .chunks(TOKENS_PER_LINE)
         .map(|chunk| {
             let mut m = numeric(server, RPL_ISUPPORT, nick);
@@ -53,8 +62,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn split_into_lines_of_at_most_13_tokens() {
-        let lines = lines("s", "me", "Net");
+    fn sorted_lines_of_at_most_13_tokens() {
+        let lines = lines("s", "me", "Net", 50);
         assert_eq!(lines.len(), 2);
         let first = lines[0].to_wire();
         assert!(
@@ -63,12 +72,22 @@ mod tests {
         );
         assert!(first.ends_with(" :are supported by this server"));
         assert_eq!(lines[0].params.len(), 1 + 13 + 1);
-        let second = lines[1].to_wire();
-        assert!(
-            second.contains("NICKLEN=30") && second.contains("UTF8ONLY"),
-            "{second}"
-        );
-        assert!(!first.contains("STATUSMSG") && !second.contains("STATUSMSG"));
-        assert!(first.len() < 510 && second.len() < 510);
+        let all: Vec<String> = lines
+            .iter()
+            .flat_map(|l| l.params[1..l.params.len() - 1].to_vec())
+            .collect();
+        for t in [
+            "CHATHISTORY=50",
+            "MSGREFTYPES=timestamp,msgid",
+            "NICKLEN=30",
+            "UTF8ONLY",
+        ] {
+            assert!(all.contains(&t.to_string()), "{t} missing from {all:?}");
+        }
+        assert!(!all.iter().any(|t| t.starts_with("STATUSMSG")));
+        let mut sorted = all.clone();
+        sorted.sort();
+        assert_eq!(all, sorted);
+        assert!(lines.iter().all(|l| l.to_wire().len() < 510));
     }
 }

@@ -9,6 +9,7 @@ pub mod caps;
 pub mod client;
 pub mod commands;
 pub mod conn;
+pub mod history;
 pub mod isupport;
 pub mod line;
 pub mod modestr;

@@ -6,8 +6,10 @@
 //! shown once however many rooms are shared) is the connection's job; it
 //! happens before rendering.
 
+use bus::history::HistoryItem;
+use bus::names::fold;
 use bus::schema::{
-    ClientTags, Direct, DirectBody, ErrorCode, EventBody, MemberInfo, MessageKind, Reply,
+    Actor, ClientTags, Direct, DirectBody, ErrorCode, EventBody, MemberInfo, MessageKind, Reply,
     RoomEvent, TopicInfo,
 };
 use chrono::{DateTime, SecondsFormat};
@@ -115,19 +117,53 @@ pub fn chat_line(
 /// The lines a room event shows this client, with `account=` for clients
 /// with `account-tag`.
 pub fn event(ev: &RoomEvent, v: &View) -> Vec<Message> {
-    let account = ev.actor.account.as_deref();
-    event_lines(ev, v)
+    let e = EventRef {
+        name: &ev.name,
+        id: &ev.id,
+        at: ev.at,
+        actor: &ev.actor,
+        body: &ev.body,
+    };
+    with_actor_account(event_lines(&e, v, Mode::Live), v, &ev.actor)
+}
+
+fn with_actor_account(lines: Vec<Message>, v: &View, actor: &Actor) -> Vec<Message> {
+    let account = actor.account.as_deref();
+    lines
         .into_iter()
         .map(|m| with_account(m, v, account))
         .collect()
 }
 
-fn event_lines(ev: &RoomEvent, v: &View) -> Vec<Message> {
-    let chan = channel_of(&ev.name);
+/// The parts of a room event rendering needs: a live [`RoomEvent`] and a
+/// stored [`HistoryItem`] both provide them.
+struct EventRef<'a> {
+    /// The room's display name.
+    name: &'a str,
+    id: &'a str,
+    at: i64,
+    actor: &'a Actor,
+    body: &'a EventBody,
+}
+
+/// Live traffic, or history played back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Live,
+    /// From history: what the viewer itself did is shown like anyone
+    /// else's (it is not being told of it for the first time), and with
+    /// `stamp` message texts start with their date and time.
+    Playback {
+        stamp: bool,
+    },
+}
+
+fn event_lines(ev: &EventRef, v: &View, mode: Mode) -> Vec<Message> {
+    let chan = channel_of(ev.name);
     let src = ev.actor.hostmask();
-    let mine = ev.actor.sid == v.sid;
+    let mine = mode == Mode::Live && ev.actor.sid == v.sid;
     let base = |cmd: &str| Message::new(cmd).with_source(src.as_str());
-    let m = match &ev.body {
+    let m = match ev.body {
         // extended-join: the account (or `*`) and the realname.
         EventBody::Join if v.caps.has(Cap::ExtendedJoin) => base("JOIN")
             .param(chan.as_str())
@@ -155,6 +191,9 @@ fn event_lines(ev: &RoomEvent, v: &View) -> Vec<Message> {
         EventBody::Nick { new, .. } => base("NICK").param(new.as_str()),
         // away-notify is a later issue.
         EventBody::Away { .. } => return Vec::new(),
+        // History does not replay account changes: they describe a state
+        // at a moment, not something said or done in the room.
+        EventBody::Account { .. } if mode != Mode::Live => return Vec::new(),
         // account-notify; the actor itself was told with 900.
         EventBody::Account { .. } if mine || !v.caps.has(Cap::AccountNotify) => return Vec::new(),
         EventBody::Account { account, .. } => {
@@ -162,9 +201,10 @@ fn event_lines(ev: &RoomEvent, v: &View) -> Vec<Message> {
         }
         EventBody::Message { .. } if mine && !v.caps.has(Cap::EchoMessage) => return Vec::new(),
         EventBody::Message { kind, text, tags } => {
-            return chat_line(&src, &chan, *kind, text, tags, &ev.id, ev.at, v)
+            let text = stamped(text, ev.at, mode);
+            return chat_line(&src, &chan, *kind, &text, tags, ev.id, ev.at, v)
                 .into_iter()
-                .collect()
+                .collect();
         }
         EventBody::Topic { topic } => base("TOPIC").param(chan.as_str()).text(topic.as_str()),
         EventBody::Mode { changes } => {
@@ -175,7 +215,141 @@ fn event_lines(ev: &RoomEvent, v: &View) -> Vec<Message> {
             m
         }
     };
-    vec![tagged(m, v, ev.at, &ev.id, None)]
+    vec![tagged(m, v, ev.at, ev.id, None)]
+}
+
+/// `[YYYY-MM-DD HH:MM:SS] ` (UTC) before a replayed text, for clients that
+/// cannot be given the time as a tag; the text itself otherwise.
+fn stamped(text: &str, at: i64, mode: Mode) -> std::borrow::Cow<'_, str> {
+    match mode {
+        Mode::Playback { stamp: true } => {
+            let when = DateTime::from_timestamp_millis(at)
+                .unwrap_or_default()
+                .format("%Y-%m-%d %H:%M:%S");
+            format!("[{when}] {text}").into()
+        }
+        _ => text.into(),
+    }
+}
+
+/// How stored history is shown to one client.
+#[derive(Debug, Clone, Copy)]
+pub struct Playback<'a> {
+    /// The reference of the batch the lines belong to, if any.
+    pub batch: Option<&'a str>,
+    /// Show joins, parts, kicks, quits, nick, topic and mode changes and
+    /// TAGMSG (`draft/event-playback`); otherwise PRIVMSG and NOTICE only.
+    pub events: bool,
+    /// Start message texts with their date and time (replays to clients
+    /// without `server-time`).
+    pub stamp: bool,
+    /// The viewer's account: with its session id (in [`View`]) it tells the
+    /// viewer's own direct messages from those it received.
+    pub account: Option<&'a str>,
+    /// The other side of a direct conversation as the client named it: the
+    /// target of the viewer's own messages in it.
+    pub peer: Option<&'a str>,
+}
+
+impl Playback<'_> {
+    fn mode(&self) -> Mode {
+        Mode::Playback { stamp: self.stamp }
+    }
+
+    /// Whether `from` is the viewer (by account when it has one, else by
+    /// session: a guest's messages belong to its session only).
+    fn is_viewer(&self, from: &Actor, v: &View) -> bool {
+        match (self.account, from.account.as_deref()) {
+            (Some(mine), Some(theirs)) => fold(mine) == fold(theirs),
+            (Some(_), None) | (None, Some(_)) => false,
+            (None, None) => from.sid == v.sid,
+        }
+    }
+}
+
+/// The lines one stored item shows this client, exactly as the live event
+/// or message was shown, in a batch when `p.batch` is given. Direct
+/// messages are addressed as the client knows the conversation: those it
+/// sent to `p.peer` (else the nick they were sent to), the others to its
+/// current nick.
+pub fn history_item(item: &HistoryItem, p: &Playback, v: &View) -> Vec<Message> {
+    let is_message = matches!(
+        item.body,
+        EventBody::Message {
+            kind: MessageKind::Privmsg | MessageKind::Notice,
+            ..
+        }
+    );
+    if !p.events && !is_message {
+        return Vec::new();
+    }
+    let lines = match (&item.room, &item.body) {
+        (Some(room), body) => {
+            let e = EventRef {
+                name: room,
+                id: &item.id,
+                at: item.at,
+                actor: &item.from,
+                body,
+            };
+            event_lines(&e, v, p.mode())
+        }
+        (None, EventBody::Message { kind, text, tags }) => {
+            let target = if p.is_viewer(&item.from, v) {
+                p.peer.or(item.to.as_deref()).unwrap_or(v.nick)
+            } else {
+                v.nick
+            };
+            let text = stamped(text, item.at, p.mode());
+            let src = item.from.hostmask();
+            chat_line(&src, target, *kind, &text, tags, &item.id, item.at, v)
+                .into_iter()
+                .collect()
+        }
+        // Direct conversations hold messages only.
+        (None, _) => Vec::new(),
+    };
+    with_actor_account(lines, v, &item.from)
+        .into_iter()
+        .map(|m| in_batch(m, p.batch))
+        .collect()
+}
+
+/// Adds the `batch` tag (first, where readers look for it).
+pub fn in_batch(mut m: Message, batch: Option<&str>) -> Message {
+    if let Some(reference) = batch {
+        m.tags.insert(0, ("batch".into(), reference.into()));
+    }
+    m
+}
+
+/// `BATCH +<reference> <kind> [<param>]`.
+pub fn batch_start(v: &View, reference: &str, kind: &str, param: Option<&str>) -> Message {
+    let mut m = Message::new("BATCH")
+        .with_source(v.server)
+        .param(format!("+{reference}"))
+        .param(kind);
+    if let Some(p) = param {
+        m = m.param(p);
+    }
+    m
+}
+
+/// `BATCH -<reference>`.
+pub fn batch_end(v: &View, reference: &str) -> Message {
+    Message::new("BATCH")
+        .with_source(v.server)
+        .param(format!("-{reference}"))
+}
+
+/// `CHATHISTORY TARGETS <name> <time>`: one conversation with activity.
+pub fn history_target(v: &View, batch: Option<&str>, name: &str, latest_at: i64) -> Message {
+    let m = Message::new("CHATHISTORY")
+        .with_source(v.server)
+        .param("TARGETS")
+        .param(name)
+        .param(server_time(latest_at));
+    in_batch(m, batch)
 }
 
 /// The lines a direct delivery shows this client.
@@ -454,7 +628,7 @@ pub fn error(code: ErrorCode, target: &str, detail: &str, v: &View) -> Message {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bus::schema::{Actor, BanEntry, ModeChange};
+    use bus::schema::{BanEntry, ModeChange};
 
     fn actor(sid: &str, nick: &str) -> Actor {
         Actor {
@@ -913,6 +1087,232 @@ mod tests {
         assert_eq!(
             wire(direct(&d, &view(&[]))),
             vec![":bob!~u@h INVITE alice #Ops"]
+        );
+    }
+
+    fn stored(from: Actor, room: Option<&str>, to: Option<&str>, body: EventBody) -> HistoryItem {
+        HistoryItem {
+            seq: 7,
+            id: "h1".into(),
+            at: 1_763_787_775_123,
+            from,
+            to: to.map(Into::into),
+            room: room.map(Into::into),
+            body,
+        }
+    }
+
+    fn playback(batch: Option<&'static str>, events: bool, stamp: bool) -> Playback<'static> {
+        Playback {
+            batch,
+            events,
+            stamp,
+            account: None,
+            peer: None,
+        }
+    }
+
+    #[test]
+    fn room_history_is_rendered_like_live_traffic_in_a_batch() {
+        let item = stored(
+            actor("bob", "bob"),
+            Some("Ops"),
+            None,
+            msg(MessageKind::Privmsg, "hi"),
+        );
+        let v = view(&[Cap::ServerTime, Cap::MessageTags, Cap::Batch]);
+        assert_eq!(
+            wire(history_item(&item, &playback(Some("b1"), false, false), &v)),
+            vec!["@batch=b1;time=2025-11-22T05:02:55.123Z;msgid=h1;+draft/react=x\\sy :bob!~u@h PRIVMSG #Ops :hi"]
+        );
+        // Without batch or tags: the bare line, as live.
+        assert_eq!(
+            wire(history_item(
+                &item,
+                &playback(None, false, false),
+                &view(&[])
+            )),
+            vec![":bob!~u@h PRIVMSG #Ops :hi"]
+        );
+        let mut logged = item.clone();
+        logged.from.account = Some("bobacct".into());
+        assert_eq!(
+            wire(history_item(
+                &logged,
+                &playback(Some("b1"), false, false),
+                &view(&[Cap::AccountTag])
+            )),
+            vec!["@batch=b1;account=bobacct :bob!~u@h PRIVMSG #Ops :hi"]
+        );
+    }
+
+    #[test]
+    fn replays_without_server_time_carry_the_time_in_the_text() {
+        let item = stored(
+            actor("bob", "bob"),
+            Some("Ops"),
+            None,
+            msg(MessageKind::Notice, "old news"),
+        );
+        assert_eq!(
+            wire(history_item(
+                &item,
+                &playback(None, false, true),
+                &view(&[])
+            )),
+            vec![":bob!~u@h NOTICE #Ops :[2025-11-22 05:02:55] old news"]
+        );
+    }
+
+    #[test]
+    fn own_lines_are_shown_in_history() {
+        // Live, our own message needs echo-message and our QUIT reads as a
+        // PART; in history they are shown as they happened.
+        let own = stored(
+            actor("me", "alice"),
+            Some("Ops"),
+            None,
+            msg(MessageKind::Privmsg, "mine"),
+        );
+        assert_eq!(
+            wire(history_item(
+                &own,
+                &playback(None, false, false),
+                &view(&[])
+            )),
+            vec![":alice!~u@h PRIVMSG #Ops :mine"]
+        );
+        let quit = stored(
+            actor("me", "alice"),
+            Some("Ops"),
+            None,
+            EventBody::Quit {
+                reason: "bye".into(),
+                event: "e".into(),
+            },
+        );
+        assert_eq!(
+            wire(history_item(
+                &quit,
+                &playback(None, true, false),
+                &view(&[])
+            )),
+            vec![":alice!~u@h QUIT :bye"]
+        );
+    }
+
+    #[test]
+    fn events_only_with_event_playback_and_never_away_or_account() {
+        let v = view(&[Cap::AccountNotify, Cap::MessageTags]);
+        let join = stored(actor("bob", "bob"), Some("Ops"), None, EventBody::Join);
+        assert!(history_item(&join, &playback(None, false, false), &v).is_empty());
+        assert_eq!(
+            wire(history_item(&join, &playback(None, true, false), &v)),
+            vec!["@msgid=h1 :bob!~u@h JOIN #Ops"]
+        );
+        let tagmsg = stored(
+            actor("bob", "bob"),
+            Some("Ops"),
+            None,
+            msg(MessageKind::Tagmsg, ""),
+        );
+        assert!(history_item(&tagmsg, &playback(None, false, false), &v).is_empty());
+        assert_eq!(
+            history_item(&tagmsg, &playback(None, true, false), &v).len(),
+            1
+        );
+        for body in [
+            EventBody::Away {
+                message: Some("x".into()),
+                event: "e".into(),
+            },
+            EventBody::Account {
+                account: Some("bob".into()),
+                event: "e".into(),
+            },
+        ] {
+            let item = stored(actor("bob", "bob"), Some("Ops"), None, body);
+            assert!(history_item(&item, &playback(None, true, false), &v).is_empty());
+        }
+        let topic = stored(
+            actor("bob", "bob"),
+            Some("Ops"),
+            None,
+            EventBody::Topic { topic: "t".into() },
+        );
+        assert_eq!(
+            wire(history_item(
+                &topic,
+                &playback(None, true, false),
+                &view(&[])
+            )),
+            vec![":bob!~u@h TOPIC #Ops :t"]
+        );
+    }
+
+    #[test]
+    fn direct_history_is_addressed_as_the_viewer_knows_the_conversation() {
+        let v = view(&[]);
+        let theirs = stored(
+            actor("bob", "bob"),
+            None,
+            Some("alice_old"),
+            msg(MessageKind::Privmsg, "hello"),
+        );
+        let mine = stored(
+            actor("me", "alice"),
+            None,
+            Some("Bob"),
+            msg(MessageKind::Privmsg, "hi bob"),
+        );
+        let p = Playback {
+            peer: Some("bob"),
+            ..playback(None, false, false)
+        };
+        assert_eq!(
+            wire(history_item(&theirs, &p, &v)),
+            vec![":bob!~u@h PRIVMSG alice :hello"],
+            "to the viewer's current nick"
+        );
+        assert_eq!(
+            wire(history_item(&mine, &p, &v)),
+            vec![":alice!~u@h PRIVMSG bob :hi bob"],
+            "to the peer as the client named it"
+        );
+        let no_peer = playback(None, false, false);
+        assert_eq!(
+            wire(history_item(&mine, &no_peer, &v)),
+            vec![":alice!~u@h PRIVMSG Bob :hi bob"]
+        );
+        // Logged in: the viewer is recognised by account, in any session.
+        let mut other_session = mine.clone();
+        other_session.from.sid = "old-session".into();
+        other_session.from.account = Some("Alice".into());
+        let p = Playback {
+            account: Some("alice"),
+            ..p
+        };
+        assert_eq!(
+            wire(history_item(&other_session, &p, &v)),
+            vec![":alice!~u@h PRIVMSG bob :hi bob"]
+        );
+    }
+
+    #[test]
+    fn batch_and_targets_lines() {
+        let v = view(&[]);
+        assert_eq!(
+            batch_start(&v, "r1", "chathistory", Some("#Ops")).to_wire(),
+            ":srv BATCH +r1 chathistory #Ops"
+        );
+        assert_eq!(
+            batch_start(&v, "r2", "draft/chathistory-targets", None).to_wire(),
+            ":srv BATCH +r2 draft/chathistory-targets"
+        );
+        assert_eq!(batch_end(&v, "r1").to_wire(), ":srv BATCH -r1");
+        assert_eq!(
+            history_target(&v, Some("r2"), "#Ops", 1_763_787_775_123).to_wire(),
+            "@batch=r2 :srv CHATHISTORY TARGETS #Ops 2025-11-22T05:02:55.123Z"
         );
     }
 }

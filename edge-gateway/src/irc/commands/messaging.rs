@@ -1,22 +1,39 @@
 //! PRIVMSG, NOTICE and TAGMSG, to channels (an intent to the router) and to
 //! nicks (straight to the target's session queue, resolved in NATS).
 //!
+//! PRIVMSG and NOTICE to a nick are also kept in history: once the live
+//! delivery is confirmed, a copy ([`DirectLog`]) goes to the history
+//! service, and only once that is confirmed is the sender's echo sent. A
+//! nick nobody holds may be an account's: the auth service is asked, and
+//! if it is, the message is kept (only) in history, for delivery when the
+//! account next logs in.
+//!
 //! NOTICE never triggers an automatic error reply, as RFC 2812 requires.
 
-use bus::schema::{ClientTags, Direct, DirectBody, IntentBody, MessageKind, SCHEMA_VERSION};
+use bus::history::{DirectLog, Peer};
+use bus::names::fold;
+use bus::schema::{
+    AuthReplyBody, AuthRequestBody, ClientTags, Direct, DirectBody, IntentBody, MessageKind,
+    SCHEMA_VERSION,
+};
 use bus::{new_id, now_ms};
 
 use super::split_list;
-use crate::bus_link::confirmed;
+use crate::bus_link::{confirmed, Outcome};
+use crate::irc::auth::{self, Lookup, Purpose};
 use crate::irc::caps::Cap;
 use crate::irc::client::{Client, Pending};
 use crate::irc::line::{truncated, Message, MAX_BODY_BYTES};
 use crate::irc::numeric::*;
 use crate::irc::render::{chat_line, with_account};
+use crate::irc::reservation::could_be_account;
 use crate::irc::validate::{is_channel, room_of, valid_channel, valid_nick, MAXTARGETS};
 
 /// Client-only tags relayed per message, in bytes (the IRCv3 limit).
 const CLIENT_TAGS_MAX: usize = 4094;
+/// Messages to one offline nick that may wait for its account lookup.
+const OFFLINE_QUEUE_MAX: usize = 16;
+pub const ERR_TARGETTOOFAST: u16 = 439;
 
 /// Keeps the `+`-prefixed tags, as long as they fit the client tag budget.
 pub fn client_tags(m: &Message) -> ClientTags {
@@ -116,26 +133,32 @@ pub async fn message(c: &mut Client, m: &Message) {
 }
 
 /// A message to one nick: resolve, publish to its session queue
-/// (mandatory), and answer 401 if it cannot be delivered.
+/// (mandatory), and answer 401 if it cannot be delivered. A nick nobody
+/// holds may be an offline account ([`offline`]).
 async fn private(c: &mut Client, target: &str, kind: MessageKind, text: String, tags: ClientTags) {
     let quiet = kind == MessageKind::Notice;
     let gw = c.gw.clone();
     let found = if !valid_nick(target) {
         Ok(None)
-    } else if kind == MessageKind::Privmsg {
-        // The record too: its away message is shown to the sender.
-        gw.registry
-            .session_by_nick(target)
-            .await
-            .map(|r| r.map(|r| (r.actor.sid, r.actor.nick, r.away)))
-    } else {
+    } else if kind == MessageKind::Tagmsg {
         gw.registry
             .nick_claim(target)
             .await
-            .map(|c| c.map(|c| (c.sid, c.nick, None)))
+            .map(|c| c.map(|c| (c.sid, c.nick, None, None)))
+    } else {
+        // The record: its away message is shown to the sender, its account
+        // goes into the copy kept in history.
+        gw.registry
+            .session_by_nick(target)
+            .await
+            .map(|r| r.map(|r| (r.actor.sid, r.actor.nick, r.away, r.actor.account)))
     };
-    let (sid, nick, away) = match found {
+    let (sid, nick, away, account) = match found {
         Ok(Some(found)) => found,
+        Ok(None) if kind != MessageKind::Tagmsg && valid_nick(target) => {
+            offline(c, target, kind, text, tags).await;
+            return;
+        }
         Ok(None) => {
             if !quiet {
                 c.send(c.num().no_such_nick(target));
@@ -148,17 +171,30 @@ async fn private(c: &mut Client, target: &str, kind: MessageKind, text: String, 
             return;
         }
     };
-    if let Some(away) = away {
+    if let Some(away) = away.filter(|_| kind == MessageKind::Privmsg) {
         c.send(c.num().n(RPL_AWAY).param(nick.as_str()).text(away));
     }
     let id = new_id();
     let at = now_ms();
-    let echo = if c.caps.has(Cap::EchoMessage) {
-        chat_line(&c.source(), &nick, kind, &text, &tags, &id, at, &c.view())
-            .map(|m| with_account(m, &c.view(), c.account.as_deref()))
-    } else {
-        None
-    };
+    let echo = echo_line(c, &nick, kind, &text, &tags, &id, at);
+    // TAGMSG (typing notifications and the like) is not history.
+    let log = (kind != MessageKind::Tagmsg).then(|| {
+        Box::new(DirectLog {
+            v: SCHEMA_VERSION,
+            id: id.clone(),
+            at,
+            from: c.actor(),
+            to: Peer {
+                nick: nick.clone(),
+                account,
+                sid: Some(sid.clone()),
+            },
+            kind,
+            text: text.clone(),
+            tags: tags.clone(),
+            offline: false,
+        })
+    });
     let direct = Direct {
         v: SCHEMA_VERSION,
         id,
@@ -172,14 +208,213 @@ async fn private(c: &mut Client, target: &str, kind: MessageKind, text: String, 
                 target: nick,
                 kind,
                 echo,
+                log,
             };
             c.confirms
-                .push(Box::pin(async move { (p, confirmed(pending).await) }));
+                .push_back(Box::pin(async move { (p, confirmed(pending).await) }));
         }
         Err(e) => {
             tracing::warn!(error = %e, "publishing a direct message failed");
             c.bus_trouble();
         }
+    }
+}
+
+/// The sender's own copy of a private message, if it asked for echo-message.
+fn echo_line(
+    c: &Client,
+    to: &str,
+    kind: MessageKind,
+    text: &str,
+    tags: &ClientTags,
+    id: &str,
+    at: i64,
+) -> Option<Message> {
+    if !c.caps.has(Cap::EchoMessage) {
+        return None;
+    }
+    chat_line(&c.source(), to, kind, text, tags, id, at, &c.view())
+        .map(|m| with_account(m, &c.view(), c.account.as_deref()))
+}
+
+/// A message to a nick nobody holds, waiting for the auth service to say
+/// whether the nick is an account's.
+#[derive(Debug)]
+pub struct OfflineMessage {
+    /// The nick as the sender addressed it.
+    pub nick: String,
+    pub id: String,
+    pub at: i64,
+    pub kind: MessageKind,
+    pub text: String,
+    pub tags: ClientTags,
+    pub echo: Option<Message>,
+}
+
+/// PRIVMSG/NOTICE to a nick nobody holds: if it names an account, keep the
+/// message for it. Messages to the same name share one lookup (and so keep
+/// their order).
+async fn offline(c: &mut Client, target: &str, kind: MessageKind, text: String, tags: ClientTags) {
+    let quiet = kind == MessageKind::Notice;
+    let account = fold(target);
+    if !could_be_account(&account) {
+        if !quiet {
+            c.send(c.num().no_such_nick(target));
+        }
+        return;
+    }
+    let id = new_id();
+    let at = now_ms();
+    let msg = OfflineMessage {
+        nick: target.to_string(),
+        echo: echo_line(c, target, kind, &text, &tags, &id, at),
+        id,
+        at,
+        kind,
+        text,
+        tags,
+    };
+    let waiting = c
+        .auth_lookups
+        .iter_mut()
+        .find_map(|p| match &mut p.purpose {
+            Purpose::OfflineDm {
+                account: a,
+                messages,
+            } if *a == account => Some(messages),
+            _ => None,
+        });
+    let outcome = match waiting {
+        Some(messages) if messages.len() < OFFLINE_QUEUE_MAX => {
+            messages.push(msg);
+            Lookup::Sent
+        }
+        Some(_) => Lookup::Full,
+        None => {
+            let body = AuthRequestBody::Info {
+                account: account.clone(),
+            };
+            let purpose = Purpose::OfflineDm {
+                account,
+                messages: vec![msg],
+            };
+            auth::lookup(c, body, purpose).await
+        }
+    };
+    match outcome {
+        Lookup::Sent => {}
+        _ if quiet => {}
+        Lookup::Full => c.send(
+            c.num()
+                .n(ERR_TARGETTOOFAST)
+                .param(target)
+                .text("Target change too fast, please wait a moment"),
+        ),
+        Lookup::Failed => c.bus_trouble(),
+    }
+}
+
+/// The auth service's answer about an offline nick: an enabled account gets
+/// the messages kept for it; anything else is 401 (never for NOTICE).
+pub async fn on_offline_info(c: &mut Client, messages: Vec<OfflineMessage>, body: AuthReplyBody) {
+    let account = match body {
+        AuthReplyBody::Info {
+            account,
+            disabled: false,
+            ..
+        } => account,
+        _ => {
+            for m in messages {
+                if m.kind != MessageKind::Notice {
+                    c.send(c.num().no_such_nick(&m.nick));
+                }
+            }
+            return;
+        }
+    };
+    for m in messages {
+        let log = DirectLog {
+            v: SCHEMA_VERSION,
+            id: m.id,
+            at: m.at,
+            from: c.actor(),
+            to: Peer {
+                nick: m.nick.clone(),
+                account: Some(account.clone()),
+                sid: None,
+            },
+            kind: m.kind,
+            text: m.text,
+            tags: m.tags,
+            offline: true,
+        };
+        log_direct(c, m.nick, m.kind, m.echo, log).await;
+    }
+}
+
+/// Publishes a private message's copy for the history service (after its
+/// live delivery was confirmed, or as the only copy for an offline
+/// account); the echo waits for its confirm ([`on_logged`]).
+pub async fn log_direct(
+    c: &mut Client,
+    target: String,
+    kind: MessageKind,
+    echo: Option<Message>,
+    log: DirectLog,
+) {
+    let offline = log.offline;
+    match c.gw.link.publish_direct_log(log).await {
+        Ok(pending) => {
+            let p = Pending::DirectLog {
+                target,
+                kind,
+                echo,
+                offline,
+            };
+            c.confirms
+                .push_back(Box::pin(async move { (p, confirmed(pending).await) }));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "publishing a direct message log failed");
+            on_logged(c, &target, kind, echo, offline, Outcome::Failed);
+        }
+    }
+}
+
+/// The copy for the history service was confirmed (or not). A message
+/// delivered live was sent either way (the sender gets its echo); one kept
+/// only in history was not, and the sender is told.
+pub fn on_logged(
+    c: &mut Client,
+    target: &str,
+    kind: MessageKind,
+    echo: Option<Message>,
+    offline: bool,
+    outcome: Outcome,
+) {
+    let ok = outcome == Outcome::Confirmed;
+    crate::metrics::direct_log(offline, ok);
+    if !ok && !offline {
+        tracing::warn!("a private message was delivered but not kept in history");
+    }
+    if !ok && offline {
+        if kind != MessageKind::Notice {
+            c.bus_trouble();
+        }
+        return;
+    }
+    if let Some(m) = echo {
+        c.send(m);
+    }
+    if offline && kind == MessageKind::Privmsg && c.history.first_offline_notice(target) {
+        c.send(
+            Message::new("NOTICE")
+                .with_source(c.server())
+                .param(c.nick())
+                .text(format!(
+                    "{target} is not connected; your message will be delivered when they next log in"
+                )),
+        );
     }
 }
 

@@ -2,7 +2,8 @@
 
 pub mod account;
 mod channel;
-mod messaging;
+pub mod chathistory;
+pub mod messaging;
 mod mode;
 pub mod nickserv;
 mod query;
@@ -65,6 +66,7 @@ pub async fn dispatch(c: &mut Client, m: Message) {
         "VERSION" => query::version(c),
         "TIME" => query::time(c),
         "AWAY" => user::away(c, &m).await,
+        "CHATHISTORY" => chathistory::chathistory(c, &m).await,
         other => c.send(c.num().unknown_command(other)),
     }
 }

@@ -312,7 +312,12 @@ pub fn version(c: &mut Client) {
             .param(c.server())
             .text("IRC edge gateway"),
     );
-    c.send_all(isupport::lines(c.server(), c.nick(), &c.gw.irc.network));
+    c.send_all(isupport::lines(
+        c.server(),
+        c.nick(),
+        &c.gw.irc.network,
+        c.gw.irc.chathistory_max,
+    ));
 }
 
 pub fn time(c: &mut Client) {

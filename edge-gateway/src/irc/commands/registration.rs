@@ -212,6 +212,9 @@ pub async fn complete(c: &mut Client) {
     tracing::debug!(%sid, %nick, host = %c.host, "registered");
     welcome(c).await;
     crate::irc::reservation::check(c).await;
+    // Logged in before registration (SASL): what was kept for the account
+    // while it had no session follows the welcome burst.
+    crate::irc::history::deliver_pending(c).await;
 }
 
 /// 001–005, LUSERS and MOTD.
@@ -241,7 +244,12 @@ async fn welcome(c: &mut Client) {
             .param("io")
             .param("bklimnostv"),
     );
-    c.send_all(isupport::lines(&irc.server_name, c.nick(), &irc.network));
+    c.send_all(isupport::lines(
+        &irc.server_name,
+        c.nick(),
+        &irc.network,
+        irc.chathistory_max,
+    ));
     query::lusers(c);
     query::motd(c);
 }
