@@ -151,58 +151,70 @@ impl BusLink {
         .await
     }
 
-    /// Publishes an auth request to `auth.requests` (default exchange,
-    /// mandatory), answered into `session.<reply_sid>`: `reply_to` names that
-    /// queue and `correlation_id` is the request id, per the contract.
+    /// Publishes an auth request to `auth.requests`, answered into
+    /// `session.<reply_sid>` (see [`BusLink::publish_request`]).
     pub async fn publish_auth(
         &self,
         reply_sid: &str,
         req: AuthRequest,
     ) -> Result<PublisherConfirm, BusError> {
-        let props = topology::message_properties()
-            .with_reply_to(topology::session_queue(reply_sid).as_str().into())
-            .with_correlation_id(req.id.as_str().into())
-            .with_expiration(AUTH_REQUEST_TTL_MS.into());
-        let body = BusMessage::AuthRequest(req).to_json();
-        Ok(self
-            .publisher()?
-            .basic_publish(
-                "".into(),
-                topology::AUTH_QUEUE.into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                &body,
-                props,
-            )
-            .await?)
+        let id = req.id.clone();
+        let msg = BusMessage::AuthRequest(req);
+        self.publish_request(
+            topology::AUTH_QUEUE,
+            reply_sid,
+            &id,
+            &msg,
+            AUTH_REQUEST_TTL_MS,
+        )
+        .await
     }
 
-    /// Publishes a history query to `history.requests` (default exchange,
-    /// mandatory, expiring after 10 s), answered into `session.<reply_sid>`
-    /// like an auth request: `reply_to` names the queue, `correlation_id` is
-    /// the request id.
+    /// Publishes a history query to `history.requests`, answered into
+    /// `session.<reply_sid>` (see [`BusLink::publish_request`]).
     pub async fn publish_history_request(
         &self,
         reply_sid: &str,
         req: HistoryRequest,
     ) -> Result<PublisherConfirm, BusError> {
+        let id = req.id.clone();
+        let msg = BusMessage::HistoryRequest(req);
+        self.publish_request(
+            topology::HISTORY_REQUESTS_QUEUE,
+            reply_sid,
+            &id,
+            &msg,
+            HISTORY_REQUEST_TTL_MS,
+        )
+        .await
+    }
+
+    /// Publishes a request to a service's queue (default exchange,
+    /// mandatory, expiring after `ttl_ms`), per the request contract:
+    /// `reply_to` names the caller's session queue, where the answer
+    /// arrives, and `correlation_id` is the request id.
+    async fn publish_request(
+        &self,
+        queue: &str,
+        reply_sid: &str,
+        id: &str,
+        msg: &BusMessage,
+        ttl_ms: &str,
+    ) -> Result<PublisherConfirm, BusError> {
         let props = topology::message_properties()
             .with_reply_to(topology::session_queue(reply_sid).as_str().into())
-            .with_correlation_id(req.id.as_str().into())
-            .with_expiration(HISTORY_REQUEST_TTL_MS.into());
-        let body = BusMessage::HistoryRequest(req).to_json();
+            .with_correlation_id(id.into())
+            .with_expiration(ttl_ms.into());
         Ok(self
             .publisher()?
             .basic_publish(
                 "".into(),
-                topology::HISTORY_REQUESTS_QUEUE.into(),
+                queue.into(),
                 BasicPublishOptions {
                     mandatory: true,
                     ..BasicPublishOptions::default()
                 },
-                &body,
+                &msg.to_json(),
                 props,
             )
             .await?)
