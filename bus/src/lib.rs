@@ -11,7 +11,9 @@
 //! * the NATS key-value buckets that hold ephemeral cluster state ([`kv`]),
 //! * configuration loading, logging, metrics, the admin HTTP port and
 //!   graceful shutdown ([`config`], [`telemetry`], [`admin`], [`shutdown`]),
-//!   put together in the same order by every binary ([`process`]).
+//!   put together in the same order by every binary ([`process`]),
+//! * how a service answers requests on a queue, acknowledging each only once
+//!   its answer is confirmed ([`rpc`]).
 
 pub mod admin;
 pub mod config;
@@ -21,6 +23,7 @@ pub mod names;
 pub mod pg;
 pub mod process;
 pub mod recovery;
+pub mod rpc;
 pub mod schema;
 pub mod shutdown;
 pub mod telemetry;
