@@ -21,20 +21,28 @@ scripts/services.sh ensure
 step "test dependencies"
 # Python: a private venv, so nothing is installed into the system interpreter.
 # scramp: a real SCRAM client (checks the server signature); psycopg: to
-# look into the auth service's database.
-if ! "$VENV/bin/python" -c 'import pytest, pytest_timeout, irc.client, nats, scramp, psycopg' 2>/dev/null; then
+# look into the auth service's database; websockets: raw XMPP-over-WebSocket frames.
+if ! "$VENV/bin/python" -c 'import pytest, pytest_timeout, irc.client, nats, scramp, psycopg, websockets' 2>/dev/null; then
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check \
-        'pytest>=8' 'pytest-timeout>=2' 'irc>=20' 'nats-py>=2.6' 'scramp>=1.4' 'psycopg[binary]>=3.1'
+        'pytest>=8' 'pytest-timeout>=2' 'irc>=20' 'nats-py>=2.6' 'scramp>=1.4' 'psycopg[binary]>=3.1' 'websockets>=13'
 fi
 # A real IRC client (irssi) driven through tmux.
 missing=()
 command -v irssi >/dev/null 2>&1 || missing+=(irssi)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+# Node runs real XMPP client libraries (tests/js).
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing ${missing[*]} (log: $LOGS/apt.log)"
     apt-get update -qq >>"$LOGS/apt.log" 2>&1
     apt-get install -y -qq "${missing[@]}" >>"$LOGS/apt.log" 2>&1
+fi
+# The pinned Node packages (package-lock.json), installed once.
+if [ ! -d tests/js/node_modules ]; then
+    echo "installing tests/js node packages (log: $LOGS/npm.log)"
+    (cd tests/js && npm ci --no-audit --no-fund >>"$LOGS/npm.log" 2>&1)
 fi
 
 step "cargo fmt --check"

@@ -1,4 +1,4 @@
-//! The gateway's configuration: `[gateway]`, `[irc]` and the sections every
+//! The gateway's configuration: `[gateway]`, `[irc]`, `[http]`, `[xmpp]` and the sections every
 //! process shares (`bus::config`). Loaded with [`bus::config::load`], so a
 //! second gateway on one machine needs only environment overrides
 //! (`CHAT__IRC__LISTEN`, `CHAT__ADMIN__LISTEN`).
@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     pub gateway: GatewaySection,
     pub irc: IrcConfig,
+    pub http: HttpConfig,
+    pub xmpp: XmppConfig,
     pub amqp: AmqpConfig,
     pub nats: NatsConfig,
     pub bus: BusConfig,
@@ -81,6 +83,65 @@ impl Default for IrcConfig {
     }
 }
 
+/// The client-facing HTTP listener (WebSocket endpoints such as `/xmpp`),
+/// apart from the admin port so that it can be exposed publicly.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8080".into(),
+        }
+    }
+}
+
+/// XMPP over WebSocket (RFC 7395). The limits bound what one untrusted
+/// client can make the parser hold or walk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct XmppConfig {
+    /// The domain users log in to (`account@domain`); `<open to=…>` must name it.
+    pub domain: String,
+    /// The largest stanza (one WebSocket message), in bytes; larger ones end
+    /// the stream with `policy-violation`.
+    pub max_stanza_bytes: usize,
+    /// The largest WebSocket message read at all. Messages between
+    /// `max_stanza_bytes` and this are read whole and refused with
+    /// `policy-violation` and a clean close (a server that stops reading
+    /// mid-message resets the TCP connection, and the client never sees
+    /// the error); beyond this the WebSocket layer gives up at once.
+    pub max_websocket_bytes: usize,
+    /// The deepest element nesting accepted in one stanza.
+    pub max_depth: usize,
+    /// The most attributes (namespace declarations included) on one element.
+    pub max_attributes: usize,
+    /// Send a WebSocket ping after this long without input from the client.
+    pub ping_interval_secs: u64,
+    /// Close the stream if nothing arrives this long after our ping.
+    pub ping_timeout_secs: u64,
+    /// Time a client has to authenticate and bind a resource.
+    pub login_timeout_secs: u64,
+}
+
+impl Default for XmppConfig {
+    fn default() -> Self {
+        Self {
+            domain: "localhost".into(),
+            max_stanza_bytes: 64 * 1024,
+            max_websocket_bytes: 16 * 1024 * 1024,
+            max_depth: 32,
+            max_attributes: 64,
+            ping_interval_secs: 60,
+            ping_timeout_secs: 30,
+            login_timeout_secs: 60,
+        }
+    }
+}
+
 impl Config {
     /// The configured id, or a fresh random one.
     pub fn gateway_id(&self) -> String {
@@ -105,6 +166,9 @@ mod tests {
         assert_eq!(c.irc.nick_grace_secs, 30);
         assert_eq!(c.irc.chathistory_max, 100);
         assert_eq!(c.irc.join_replay_lines, 10);
+        assert_eq!(c.http.listen, "0.0.0.0:8080");
+        assert_eq!(c.xmpp.domain, "localhost");
+        assert_eq!(c.xmpp.max_stanza_bytes, 65536);
         let id = c.gateway_id();
         assert!(id.starts_with("gw-") && id.len() == 11, "{id}");
     }

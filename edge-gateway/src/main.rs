@@ -1,7 +1,8 @@
-//! edge-gateway: terminates IRC client connections and speaks the chat bus.
+//! edge-gateway: terminates IRC and XMPP-over-WebSocket client connections
+//! and speaks the chat bus.
 //!
 //! Start-up order: admin port, NATS buckets, AMQP (topology, gateway queue
-//! consumer, dispatcher), the client listener; `/readyz` turns 200 only
+//! consumer, dispatcher), the client listeners (IRC, HTTP); `/readyz` turns 200 only
 //! after all of that. On SIGTERM: stop accepting, end every session
 //! (QUIT published to its rooms, registry entries removed), then close.
 //!
@@ -21,6 +22,7 @@ mod irc;
 mod metrics;
 mod registry;
 mod sessions;
+mod xmpp;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -125,6 +127,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tokio::spawn(heartbeat::run(gw.clone(), shutdown.clone()));
 
     let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
+    let http = TcpListener::bind(&cfg.http.listen)
+        .await
+        .with_context(|| format!("binding the HTTP listener {}", cfg.http.listen))?;
+    tracing::info!(addr = %http.local_addr().context("HTTP listener address")?, domain = %cfg.xmpp.domain, "XMPP over WebSocket listening on /xmpp");
+    let http_server = tokio::spawn(xmpp::serve(
+        http,
+        gw.clone(),
+        cfg.xmpp.clone(),
+        shutdown.clone(),
+        drain_tx.clone(),
+    ));
     let server = tokio::spawn(irc::serve(listener, gw.clone(), shutdown.clone(), drain_tx));
 
     let mut stop = shutdown.clone();
@@ -144,6 +157,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "shutting down: ending sessions"
     );
     let _ = server.await;
+    let _ = http_server.await;
     if tokio::time::timeout(DRAIN_TIMEOUT, drain_rx.recv())
         .await
         .is_err()

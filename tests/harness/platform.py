@@ -71,6 +71,7 @@ class Process:
         self.kind, self.name, self.env, self.log, self.admin = kind, name, env, log, admin
         self.popen: subprocess.Popen | None = None
         self.irc_port: int | None = None
+        self.http_port: int | None = None
         self.gateway_id: str | None = None
 
     def start(self) -> None:
@@ -310,18 +311,20 @@ class Platform:
         letter = next(self._letters)
         gid = f"gw-{letter}"
         irc_port = infra.free_port()
+        http_port = infra.free_port()
         admin = f"127.0.0.1:{infra.free_port()}"
         proc = Process(
             "gateway", gid,
             self._env({
                 "CHAT__GATEWAY__ID": gid,
                 "CHAT__IRC__LISTEN": f"127.0.0.1:{irc_port}",
+                "CHAT__HTTP__LISTEN": f"127.0.0.1:{http_port}",
                 "CHAT__ADMIN__LISTEN": admin,
                 **(env or {}),
             }, defaults=GATEWAY_DEFAULTS),
             self.workdir / f"gateway-{letter}.log", admin,
         )
-        proc.irc_port, proc.gateway_id = irc_port, gid
+        proc.irc_port, proc.http_port, proc.gateway_id = irc_port, http_port, gid
         proc.start()
         self.gateways.append(proc)
         self.all.append(proc)

@@ -1,0 +1,339 @@
+//! One XMPP stream over one WebSocket: the loop that reads messages,
+//! session-queue deliveries (auth answers) and timers, and the stream
+//! states (before `<open/>`, SASL, restarted stream, bound).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use bus::schema::{AuthRequest, AuthRequestBody, BusMessage, SCHEMA_VERSION};
+use bus::shutdown::Shutdown;
+use lapin::options::BasicAckOptions;
+use lapin::Consumer;
+use tokio::time::Instant;
+
+use super::framing::{self, NS_FRAMING, NS_SASL};
+use super::sasl::{self, Sasl};
+use super::stream_error::{self, Condition};
+use super::xml::{self, Element, Limits, Parsed};
+use super::{bind, Resources};
+use crate::bus_link::{confirmed, next_delivery, Outcome};
+use crate::config::XmppConfig;
+use crate::gateway::Gateway;
+
+/// How long the auth service may take to answer a SASL step.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the loop ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Send this stream error, then `<close/>`.
+    Error(Condition),
+    /// The client sent `<close/>`: answer it and close.
+    Closed,
+    /// The WebSocket is gone; nothing more can be sent.
+    Gone,
+}
+
+/// Where the stream stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for `<open/>` (the first, or the restart after SASL).
+    AwaitOpen,
+    Open,
+}
+
+pub struct Conn {
+    pub gw: Arc<Gateway>,
+    pub xmpp: Arc<XmppConfig>,
+    pub resources: Arc<Resources>,
+    /// The client's address, for per-address login limits.
+    pub addr: String,
+    /// Names this connection's session queue (auth answers arrive there).
+    pub sid: String,
+    pub sasl: Sasl,
+    /// The account, once SASL succeeded.
+    pub account: Option<String>,
+    /// The full JID, once a resource is bound.
+    pub jid: Option<String>,
+    queue: Option<Consumer>,
+    phase: Phase,
+    /// Whether an `<open/>` of ours went out on this stream (a stream error
+    /// must follow one).
+    opened: bool,
+    out: Vec<Element>,
+}
+
+impl Conn {
+    pub fn new(
+        gw: Arc<Gateway>,
+        xmpp: Arc<XmppConfig>,
+        resources: Arc<Resources>,
+        addr: String,
+    ) -> Self {
+        Self {
+            gw,
+            xmpp,
+            resources,
+            addr,
+            sid: bus::new_id(),
+            sasl: Sasl::Idle,
+            account: None,
+            jid: None,
+            queue: None,
+            phase: Phase::AwaitOpen,
+            opened: false,
+            out: Vec::new(),
+        }
+    }
+
+    /// Queues an element; it is sent (one per WebSocket message) when the
+    /// current input is handled.
+    pub fn push(&mut self, e: Element) {
+        self.out.push(e);
+    }
+
+    /// SASL succeeded: the client must now restart the stream.
+    pub fn logged_in(&mut self, account: String) {
+        tracing::info!(account = %account, "xmpp: authenticated");
+        self.account = Some(account);
+        self.phase = Phase::AwaitOpen;
+    }
+
+    /// Publishes an auth request answered into this connection's session
+    /// queue (opened on first use). Returns the request id and deadline,
+    /// or `None` if the bus did not take it.
+    pub async fn request_auth(&mut self, body: AuthRequestBody) -> Option<(String, Instant)> {
+        if self.queue.is_none() {
+            match self.gw.link.open_session_queue(&self.sid).await {
+                Ok(consumer) => self.queue = Some(consumer),
+                Err(e) => {
+                    tracing::warn!(error = %e, "xmpp: opening the session queue failed");
+                    return None;
+                }
+            }
+        }
+        let id = bus::new_id();
+        let req = AuthRequest {
+            v: SCHEMA_VERSION,
+            id: id.clone(),
+            sid: self.sid.clone(),
+            client_addr: self.addr.clone(),
+            body,
+        };
+        match self.gw.link.publish_auth(&self.sid, req).await {
+            Ok(pending) => match confirmed(pending).await {
+                Outcome::Confirmed => Some((id, Instant::now() + AUTH_TIMEOUT)),
+                outcome => {
+                    tracing::warn!(?outcome, "xmpp: the broker did not take an auth request");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "xmpp: publishing an auth request failed");
+                None
+            }
+        }
+    }
+
+    fn on_open(&mut self, open: &Element) -> Result<(), End> {
+        if self.phase == Phase::Open {
+            // A second `<open/>` without SASL success in between.
+            return Err(End::Error(Condition::NotWellFormed));
+        }
+        let stream_id = format!("{:016x}", rand::random::<u64>());
+        self.push(framing::open(&self.xmpp.domain, &stream_id));
+        self.opened = true;
+        let to = open.get_attr("to").unwrap_or("");
+        if !to.eq_ignore_ascii_case(&self.xmpp.domain) {
+            return Err(End::Error(Condition::HostUnknown));
+        }
+        self.phase = Phase::Open;
+        let features = if self.account.is_some() {
+            framing::features_after_auth()
+        } else {
+            framing::features_before_auth(&sasl::MECHANISMS)
+        };
+        self.push(features);
+        Ok(())
+    }
+
+    async fn on_element(&mut self, e: Element) -> Result<(), End> {
+        if e.ns == NS_FRAMING {
+            return match e.name.as_str() {
+                "open" => self.on_open(&e),
+                "close" => Err(End::Closed),
+                _ => Err(End::Error(Condition::NotWellFormed)),
+            };
+        }
+        if self.phase != Phase::Open {
+            // Framing first (RFC 7395 §3.3); after SASL success only the
+            // restart is expected.
+            return Err(End::Error(if self.account.is_some() {
+                Condition::NotAuthorized
+            } else {
+                Condition::NotWellFormed
+            }));
+        }
+        if self.account.is_none() {
+            return match (e.ns.as_str(), e.name.as_str()) {
+                (NS_SASL, "auth") => sasl::on_auth(self, &e).await,
+                (NS_SASL, "response") => sasl::on_response(self, &e).await,
+                (NS_SASL, "abort") => {
+                    sasl::on_abort(self);
+                    Ok(())
+                }
+                _ => Err(End::Error(Condition::NotAuthorized)),
+            };
+        }
+        bind::on_stanza(self, &e)
+    }
+
+    async fn on_text(&mut self, text: &str) -> Result<(), End> {
+        let limits = Limits {
+            max_bytes: self.xmpp.max_stanza_bytes,
+            max_depth: self.xmpp.max_depth,
+            max_attributes: self.xmpp.max_attributes,
+        };
+        match xml::parse(text, &limits) {
+            Ok(Parsed::Whitespace) => Ok(()),
+            Ok(Parsed::Element(e)) => self.on_element(e).await,
+            Err(condition) => Err(End::Error(condition)),
+        }
+    }
+
+    async fn on_delivery(&mut self, d: lapin::message::Delivery) {
+        let _ = d.acker.ack(BasicAckOptions::default()).await;
+        match BusMessage::from_json(&d.data) {
+            Ok(BusMessage::AuthReply(reply)) => sasl::on_reply(self, &reply.id, reply.body),
+            Ok(other) => {
+                tracing::debug!(kind = ?std::mem::discriminant(&other), "xmpp: ignoring a session-queue message")
+            }
+            Err(e) => tracing::warn!(error = %e, "xmpp: undecodable session-queue message"),
+        }
+    }
+
+    async fn flush(&mut self, ws: &mut WebSocket) -> Result<(), End> {
+        for e in std::mem::take(&mut self.out) {
+            ws.send(Message::text(e.to_string()))
+                .await
+                .map_err(|_| End::Gone)?;
+        }
+        Ok(())
+    }
+
+    /// Runs the stream until it ends, then cleans up.
+    pub async fn run(mut self, mut ws: WebSocket, mut shutdown: Shutdown) {
+        let end = self.serve(&mut ws, &mut shutdown).await;
+        match end {
+            End::Gone => {}
+            End::Closed => {
+                self.push(framing::close());
+                let _ = self.flush(&mut ws).await;
+                let _ = ws.send(Message::Close(None)).await;
+            }
+            End::Error(condition) => {
+                tracing::debug!(condition = condition.name(), "xmpp: stream error");
+                if !self.opened {
+                    let stream_id = format!("{:016x}", rand::random::<u64>());
+                    self.out
+                        .insert(0, framing::open(&self.xmpp.domain, &stream_id));
+                }
+                self.push(stream_error::element(condition));
+                self.push(framing::close());
+                let _ = self.flush(&mut ws).await;
+                let _ = ws.send(Message::Close(None)).await;
+            }
+        }
+        if let Some(jid) = &self.jid {
+            self.resources.release(jid);
+        }
+        if self.queue.take().is_some() {
+            if let Err(e) = self.gw.link.close_session_queue(&self.sid).await {
+                tracing::debug!(error = %e, "xmpp: deleting the session queue");
+            }
+        }
+    }
+
+    async fn serve(&mut self, ws: &mut WebSocket, shutdown: &mut Shutdown) -> End {
+        let ping_interval = Duration::from_secs(self.xmpp.ping_interval_secs.max(1));
+        let ping_timeout = Duration::from_secs(self.xmpp.ping_timeout_secs.max(1));
+        let login_deadline =
+            Instant::now() + Duration::from_secs(self.xmpp.login_timeout_secs.max(1));
+        let mut last_input = Instant::now();
+        let mut ping_sent: Option<Instant> = None;
+        loop {
+            let idle_at = match ping_sent {
+                Some(at) => at + ping_timeout,
+                None => last_input + ping_interval,
+            };
+            let auth_deadline = sasl::deadline(self);
+            let logging_in = self.jid.is_none();
+            let step: Result<(), End> = tokio::select! {
+                msg = ws.recv() => {
+                    last_input = Instant::now();
+                    ping_sent = None;
+                    match msg {
+                        Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
+                        Some(Ok(Message::Binary(_))) => Err(End::Error(Condition::UnsupportedStanzaType)),
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+                        Some(Ok(Message::Close(_))) | None => Err(End::Gone),
+                        Some(Err(e)) => Err(if too_big(e) { End::Error(Condition::PolicyViolation) } else { End::Gone }),
+                    }
+                }
+                d = recv_queue(&mut self.queue) => {
+                    match d {
+                        Some(d) => { self.on_delivery(d).await; Ok(()) }
+                        None => {
+                            // The session queue's consumer ended for good:
+                            // answers can no longer arrive.
+                            self.queue = None;
+                            if matches!(self.sasl, Sasl::Waiting { .. }) { sasl::on_timeout(self); }
+                            Ok(())
+                        }
+                    }
+                }
+                _ = sleep_until_opt(auth_deadline) => { sasl::on_timeout(self); Ok(()) }
+                _ = tokio::time::sleep_until(login_deadline), if logging_in => Err(End::Error(Condition::ConnectionTimeout)),
+                _ = tokio::time::sleep_until(idle_at) => {
+                    if ping_sent.is_some() {
+                        Err(End::Error(Condition::ConnectionTimeout))
+                    } else {
+                        ping_sent = Some(Instant::now());
+                        ws.send(Message::Ping(Default::default())).await.map_err(|_| End::Gone)
+                    }
+                }
+                _ = shutdown.wait() => Err(End::Error(Condition::SystemShutdown)),
+            };
+            if let Err(end) = step {
+                return end;
+            }
+            if let Err(end) = self.flush(ws).await {
+                return end;
+            }
+        }
+    }
+}
+
+/// Whether a WebSocket read failed because the message exceeded the
+/// configured size (then the client hears `policy-violation`).
+fn too_big(e: axum::Error) -> bool {
+    matches!(
+        e.into_inner().downcast::<tungstenite::Error>().map(|b| *b),
+        Ok(tungstenite::Error::Capacity(_))
+    )
+}
+
+async fn recv_queue(queue: &mut Option<Consumer>) -> Option<lapin::message::Delivery> {
+    match queue {
+        Some(c) => next_delivery(c).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,140 @@
+//! XMPP over WebSocket (RFC 7395) on the gateway's HTTP port: `/xmpp`.
+//!
+//! Part 1 of issue 5: the stream layer (framing, limits, stream errors),
+//! SASL through the auth service, resource binding. IM, presence and MUC
+//! come next and plug in where `bind::on_stanza` accepts `message` and
+//! `presence`.
+
+mod bind;
+mod conn;
+mod framing;
+mod sasl;
+mod stanza_error;
+mod stream_error;
+mod xml;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bus::shutdown::Shutdown;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::config::XmppConfig;
+use crate::gateway::Gateway;
+
+/// The WebSocket subprotocol RFC 7395 requires.
+const SUBPROTOCOL: &str = "xmpp";
+
+/// Full JIDs bound on this gateway, so that two streams never share one.
+#[derive(Debug, Default)]
+pub struct Resources {
+    bound: Mutex<HashSet<String>>,
+}
+
+impl Resources {
+    /// Takes `jid` if free.
+    pub fn claim(&self, jid: &str) -> bool {
+        self.bound
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(jid.to_string())
+    }
+
+    pub fn release(&self, jid: &str) {
+        self.bound
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(jid);
+    }
+}
+
+#[derive(Clone)]
+struct Shared {
+    gw: Arc<Gateway>,
+    xmpp: Arc<XmppConfig>,
+    resources: Arc<Resources>,
+    shutdown: Shutdown,
+    /// Held by every stream so that shutdown can wait for them.
+    drain: mpsc::Sender<()>,
+}
+
+/// Serves the HTTP listener until shutdown.
+pub async fn serve(
+    listener: TcpListener,
+    gw: Arc<Gateway>,
+    xmpp: XmppConfig,
+    shutdown: Shutdown,
+    drain: mpsc::Sender<()>,
+) {
+    let shared = Shared {
+        gw,
+        xmpp: Arc::new(xmpp),
+        resources: Arc::new(Resources::default()),
+        shutdown: shutdown.clone(),
+        drain,
+    };
+    let app = Router::new()
+        .route("/xmpp", get(upgrade))
+        .with_state(shared);
+    let mut stop = shutdown;
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { stop.wait().await })
+    .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "the HTTP listener failed");
+    }
+}
+
+async fn upgrade(
+    State(shared): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let offered = ws
+        .requested_protocols()
+        .filter_map(|p| p.to_str().ok())
+        .any(|p| p.trim() == SUBPROTOCOL);
+    if !offered {
+        return (
+            StatusCode::BAD_REQUEST,
+            "the WebSocket subprotocol `xmpp` is required (RFC 7395)\n",
+        )
+            .into_response();
+    }
+    let Some(guard) = shared.gw.admit() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n").into_response();
+    };
+    // Up to `max_websocket_bytes` a message is read whole, so that one over
+    // the stanza limit can be refused with `policy-violation` and a clean
+    // close; beyond it the WebSocket layer stops reading (and the stream
+    // still tries to say `policy-violation`, see `conn::too_big`).
+    let limit = shared
+        .xmpp
+        .max_websocket_bytes
+        .max(shared.xmpp.max_stanza_bytes);
+    ws.protocols([SUBPROTOCOL])
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| async move {
+            let _drain = shared.drain.clone();
+            let conn = conn::Conn::new(
+                shared.gw.clone(),
+                shared.xmpp.clone(),
+                shared.resources.clone(),
+                peer.ip().to_string(),
+            );
+            conn.run(socket, shared.shutdown.clone()).await;
+            drop(guard);
+        })
+}
