@@ -21,6 +21,7 @@ mod heartbeat;
 mod irc;
 mod metrics;
 mod registry;
+mod sasl;
 mod sessions;
 mod xmpp;
 

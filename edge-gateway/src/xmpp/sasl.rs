@@ -188,20 +188,14 @@ async fn start(c: &mut Conn, mechanism: Mechanism, bytes: Vec<u8>) {
     ask(c, body).await;
 }
 
-/// A PLAIN message `authzid NUL authcid NUL password`. An XMPP authzid is
+/// A PLAIN message (see [`crate::sasl::parse_plain`]). An XMPP authzid is
 /// a JID: the account's own bare JID is the same as none; anything else is
 /// passed on for the auth service to refuse.
 pub fn parse_plain(bytes: &[u8], domain: &str) -> Option<(Option<String>, String, String)> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let mut parts = text.split('\0');
-    let (authzid, authcid, password) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || authcid.is_empty() || password.is_empty() {
-        return None;
-    }
+    let (authzid, authcid, password) = crate::sasl::parse_plain(bytes)?;
     let own = format!("{authcid}@{domain}");
-    let authzid =
-        (!authzid.is_empty() && !authzid.eq_ignore_ascii_case(&own)).then(|| authzid.to_string());
-    Some((authzid, authcid.to_string(), password.to_string()))
+    let authzid = authzid.filter(|a| !a.eq_ignore_ascii_case(&own));
+    Some((authzid, authcid, password))
 }
 
 async fn ask(c: &mut Conn, body: AuthRequestBody) {

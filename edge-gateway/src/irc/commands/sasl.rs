@@ -13,6 +13,7 @@ use crate::irc::auth::{self, Purpose};
 use crate::irc::caps::SASL_MECHANISMS;
 use crate::irc::client::Client;
 use crate::irc::line::Message;
+use crate::sasl::parse_plain;
 
 pub const RPL_SASLSUCCESS: u16 = 903;
 pub const ERR_SASLFAIL: u16 = 904;
@@ -83,19 +84,6 @@ impl Reassembly {
             Err(_) => Chunk::Invalid,
         }
     }
-}
-
-/// A PLAIN response: `authzid NUL authcid NUL password`. An empty authzid
-/// is none.
-pub fn parse_plain(bytes: &[u8]) -> Option<(Option<String>, String, String)> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let mut parts = text.split('\0');
-    let (authzid, authcid, password) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || authcid.is_empty() || password.is_empty() {
-        return None;
-    }
-    let authzid = (!authzid.is_empty()).then(|| authzid.to_string());
-    Some((authzid, authcid.to_string(), password.to_string()))
 }
 
 /// A server message as `AUTHENTICATE` arguments: base64 in 400-byte
@@ -371,22 +359,6 @@ mod tests {
         }
         assert_eq!(last, Chunk::TooLong);
         assert_eq!(Reassembly::default().push("!!!"), Chunk::Invalid);
-    }
-
-    #[test]
-    fn plain_parses_three_fields() {
-        assert_eq!(
-            parse_plain(b"\0alice\0secretpw"),
-            Some((None, "alice".into(), "secretpw".into()))
-        );
-        assert_eq!(
-            parse_plain(b"alice\0alice\0pw"),
-            Some((Some("alice".into()), "alice".into(), "pw".into()))
-        );
-        assert_eq!(parse_plain(b"alice\0pw"), None);
-        assert_eq!(parse_plain(b"\0\0pw"), None);
-        assert_eq!(parse_plain(b"a\0b\0c\0d"), None);
-        assert_eq!(parse_plain(b"\0a\0\xff"), None);
     }
 
     #[test]
