@@ -269,7 +269,7 @@ fn failed(c: &mut Client, purpose: Purpose, code: Option<HistoryError>) {
 }
 
 /// A fresh batch reference.
-pub fn batch_ref(c: &mut Client) -> String {
+fn batch_ref(c: &mut Client) -> String {
     c.history.batches += 1;
     format!("h{}", c.history.batches)
 }
@@ -294,26 +294,41 @@ pub fn batch_lines<'a>(
     items: impl IntoIterator<Item = &'a HistoryItem>,
     show: Show,
 ) -> Vec<Message> {
+    let account = c.account.clone();
+    batched(c, "chathistory", Some(param), |v, batch| {
+        let p = Playback {
+            batch,
+            events: show.events,
+            stamp: show.stamp,
+            account: account.as_deref(),
+            peer: show.peer,
+        };
+        items
+            .into_iter()
+            .flat_map(|item| render::history_item(item, &p, v))
+            .collect()
+    })
+}
+
+/// The lines `body` makes (given the batch reference, if any) wrapped in
+/// `BATCH +ref <kind> [param]` … `BATCH -ref` when the client has `batch`;
+/// bare otherwise.
+pub fn batched(
+    c: &mut Client,
+    kind: &str,
+    param: Option<&str>,
+    body: impl FnOnce(&render::View, Option<&str>) -> Vec<Message>,
+) -> Vec<Message> {
     let batch = c.caps.has(Cap::Batch).then(|| batch_ref(c));
     let v = c.view();
-    let p = Playback {
-        batch: batch.as_deref(),
-        events: show.events,
-        stamp: show.stamp,
-        account: c.account.as_deref(),
-        peer: show.peer,
-    };
-    let mut lines = Vec::new();
-    if let Some(b) = &batch {
-        lines.push(render::batch_start(&v, b, "chathistory", Some(param)));
+    let inner = body(&v, batch.as_deref());
+    match &batch {
+        Some(b) => std::iter::once(render::batch_start(&v, b, kind, param))
+            .chain(inner)
+            .chain(std::iter::once(render::batch_end(&v, b)))
+            .collect(),
+        None => inner,
     }
-    for item in items {
-        lines.extend(render::history_item(item, &p, &v));
-    }
-    if let Some(b) = &batch {
-        lines.push(render::batch_end(&v, b));
-    }
-    lines
 }
 
 /// How the server's own replays are shown: without `server-time` the texts

@@ -400,32 +400,18 @@ pub fn show_messages(
 
 /// `CHATHISTORY TARGETS` answer: a `draft/chathistory-targets` batch.
 pub fn show_targets(c: &mut Client, items: &[TargetSummary]) {
-    let batch = c.caps.has(Cap::Batch).then(|| history::batch_ref(c));
-    let v = c.view();
-    let mut lines = Vec::new();
-    if let Some(b) = &batch {
-        lines.push(render::batch_start(
-            &v,
-            b,
-            "draft/chathistory-targets",
-            None,
-        ));
-    }
-    for t in items {
-        let name = match &t.target {
-            HistoryTarget::Room { .. } => channel_of(&t.name),
-            HistoryTarget::Direct { .. } => t.name.clone(),
-        };
-        lines.push(render::history_target(
-            &v,
-            batch.as_deref(),
-            &name,
-            t.latest_at,
-        ));
-    }
-    if let Some(b) = &batch {
-        lines.push(render::batch_end(&v, b));
-    }
+    let lines = history::batched(c, "draft/chathistory-targets", None, |v, batch| {
+        items
+            .iter()
+            .map(|t| {
+                let name = match &t.target {
+                    HistoryTarget::Room { .. } => channel_of(&t.name),
+                    HistoryTarget::Direct { .. } => t.name.clone(),
+                };
+                render::history_target(v, batch, &name, t.latest_at)
+            })
+            .collect()
+    });
     c.send_all(lines);
 }
 
