@@ -34,6 +34,10 @@ from harness.raw import by, esc
 SENDERS = 4
 PER_SENDER = 500  # 2,000 in all
 RATE_PER_SENDER = 20.0  # lines per second: 80/s in all, a 25 s stream
+# A sender that reaches this message while the platform is not back yet
+# waits for it: a node's boot time varies (5 to 20 s on a busy 2-core
+# machine), and the rest of the stream must be sent after the recovery.
+GATE = 300
 BROKER_STOP_AFTER = 3.0  # seconds into the stream
 BROKER_DOWN = 3.0  # seconds the node stays stopped (plus its boot time)
 HISTORY_KILL_AFTER_RECOVERY = 2.0
@@ -140,10 +144,14 @@ def test_broker_restart_mid_stream_loses_and_duplicates_nothing(private_broker, 
     everything = {t for ts in texts.values() for t in ts}
 
     finished: list[float] = []
+    back = threading.Event()  # set once every process is ready again
 
     def stream(i: int) -> None:
         start = time.monotonic()
         for n, text in enumerate(texts[i]):
+            if n == GATE and not back.is_set():
+                back.wait(timeout=180)
+                start = time.monotonic() - n / RATE_PER_SENDER
             delay = start + n / RATE_PER_SENDER - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
@@ -168,6 +176,7 @@ def test_broker_restart_mid_stream_loses_and_duplicates_nothing(private_broker, 
         assert_same_process(history, history_pid, "during the broker outage")
     wait_ready(plat)
     ready_after = time.monotonic() - recovered_at
+    back.set()
 
     if history:
         # The history service rode the restart out by itself: the same
