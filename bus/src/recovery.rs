@@ -221,6 +221,22 @@ impl Link {
         }
     }
 
+    /// Resolves once `live` is lost (or the link closed). A consumer whose
+    /// connection died of an I/O error is not always ended by lapin: racing
+    /// its next delivery against this is how its reader finds out.
+    pub async fn until_lost(&self, live: &Live) {
+        let mut rx = self.shared.state.subscribe();
+        loop {
+            if self.lost(live) || self.shared.closed() {
+                return;
+            }
+            // The supervisor publishes every loss and the close.
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Waits for an up connection (at once if there is one). `None` once
     /// the link is closed or `shutdown` fires.
     pub async fn up(&self, shutdown: Option<&mut Shutdown>) -> Option<Live> {

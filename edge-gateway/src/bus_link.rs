@@ -336,22 +336,40 @@ pub async fn next_delivery(consumer: &mut Consumer) -> Option<lapin::message::De
             consumers::Step::Wait(mut done) => {
                 let _ = done.wait_for(|done| *done).await;
             }
-            consumers::Step::Poll => match bus::recovery::next_delivery(consumer, None).await {
-                Some(d) => {
+            consumers::Step::Poll => match poll_or_lost(registry, tag.as_str(), consumer).await {
+                Err(ConnectionLost) => {}
+                Ok(None) if registry.lost(tag.as_str()).await => {}
+                Ok(None) => {
+                    tracing::warn!(consumer = %tag, queue = %consumer.queue(), "consumer ended");
+                    return None;
+                }
+                Ok(Some(d)) => {
                     if registry.admit(tag.as_str(), &d) {
                         return Some(d);
                     }
                     tracing::debug!(consumer = %tag, "skipping the redelivery of a message already handled");
                     let _ = d.acker.ack(BasicAckOptions::default()).await;
                 }
-                // Lost with the connection: the next step resumes it.
-                None if registry.lost(tag.as_str()).await => {}
-                None => {
-                    tracing::warn!(consumer = %tag, queue = %consumer.queue(), "consumer ended");
-                    return None;
-                }
             },
         }
+    }
+}
+
+/// The consumer's connection is gone (the next step resumes it).
+struct ConnectionLost;
+
+/// The consumer's next delivery, or word that its connection was lost:
+/// after an I/O error (a reset rather than the broker's close) lapin may
+/// leave the consumer's stream open for ever, so waiting on it alone would
+/// never notice.
+async fn poll_or_lost(
+    registry: &consumers::Registry,
+    tag: &str,
+    consumer: &mut Consumer,
+) -> Result<Option<lapin::message::Delivery>, ConnectionLost> {
+    tokio::select! {
+        d = bus::recovery::next_delivery(consumer, None) => Ok(d),
+        _ = registry.until_lost(tag) => Err(ConnectionLost),
     }
 }
 
@@ -586,6 +604,16 @@ mod consumers {
                 .is_none_or(|t| t.filter.admit(&d.data, d.redelivered))
         }
 
+        /// Resolves once the connection of consumer `tag` is lost (never
+        /// for an untracked one).
+        pub async fn until_lost(&self, tag: &str) {
+            let live = self.tracked().get(tag).map(|t| t.live.clone());
+            match live {
+                Some(live) => self.link.until_lost(&live).await,
+                None => std::future::pending().await,
+            }
+        }
+
         /// Whether the consumer `tag`, which just ended, ended because its
         /// connection was lost.
         pub async fn lost(&self, tag: &str) -> bool {
@@ -617,7 +645,7 @@ mod consumers {
                     t.resume = Resume::Running(done.clone());
                     Step::Wait(done)
                 }
-                Resume::Idle if t.live.is_up() => Step::Poll,
+                Resume::Idle if !self.link.lost(&t.live) => Step::Poll,
                 Resume::Idle => {
                     let (tx, rx) = watch::channel(false);
                     t.resume = Resume::Running(rx.clone());
