@@ -137,3 +137,86 @@ impl Sessions {
         map.values().map(|h| h.shared.clone()).collect()
     }
 }
+
+/// A session just registered on this gateway: what its connection keeps.
+pub struct Started {
+    pub shared: Arc<SessionShared>,
+    /// Room events and router replies for the session.
+    pub inbox: mpsc::Receiver<Outbound>,
+}
+
+/// Why a session could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the nick is in use")]
+    NickInUse,
+    #[error("the session registry is unavailable: {0}")]
+    Registry(crate::registry::RegistryError),
+}
+
+/// Registers a session for any protocol: claims `actor.nick` in NATS,
+/// writes the session record and makes the session reachable by the
+/// dispatcher (an inbox of `queue_len` items). The session queue is the
+/// connection's own business.
+pub async fn start(
+    gw: &crate::gateway::Gateway,
+    actor: bus::schema::Actor,
+    protocol: &str,
+    kill: Arc<Kill>,
+    queue_len: usize,
+) -> Result<Started, StartError> {
+    use crate::registry::RegistryError;
+    let sid = actor.sid.clone();
+    let nick_rev = match gw.registry.claim_nick(&actor.nick, &sid).await {
+        Ok(rev) => rev,
+        Err(RegistryError::NickInUse) => return Err(StartError::NickInUse),
+        Err(e) => return Err(StartError::Registry(e)),
+    };
+    let record = SessionRecord {
+        actor,
+        signon: bus::now_ms() / 1000,
+        away: None,
+        rooms: Vec::new(),
+        protocol: protocol.into(),
+    };
+    if let Err(e) = gw.registry.put_session(&record).await {
+        let _ = gw.registry.release_nick(&record.actor.nick, nick_rev).await;
+        return Err(StartError::Registry(e));
+    }
+    let shared = Arc::new(SessionShared {
+        sid,
+        state: tokio::sync::Mutex::new(LiveState {
+            record,
+            nick_rev,
+            closed: false,
+        }),
+        kill,
+    });
+    let (tx, inbox) = mpsc::channel(queue_len.max(1));
+    gw.sessions.insert(SessionHandle {
+        tx,
+        shared: shared.clone(),
+    });
+    gw.note_sessions();
+    Ok(Started { shared, inbox })
+}
+
+/// Ends a session for any protocol: unreachable for the dispatcher, its
+/// nick released and its record deleted (both age out if NATS is away).
+/// Its QUIT intents, if any, were published before.
+pub async fn end(gw: &crate::gateway::Gateway, shared: &SessionShared) {
+    let sid = &shared.sid;
+    gw.sessions.remove(sid);
+    let mut st = shared.state.lock().await;
+    st.closed = true;
+    if let Err(e) = gw
+        .registry
+        .release_nick(&st.record.actor.nick, st.nick_rev)
+        .await
+    {
+        tracing::warn!(%sid, error = %e, "releasing the nick failed (it will age out)");
+    }
+    if let Err(e) = gw.registry.delete_session(sid).await {
+        tracing::warn!(%sid, error = %e, "deleting the session record failed (it will age out)");
+    }
+}

@@ -338,22 +338,8 @@ async fn teardown(
         }
     })
     .await;
-    gw.sessions.remove(&sid);
     drop(inbox);
-    {
-        let mut st = shared.state.lock().await;
-        st.closed = true;
-        if let Err(e) = gw
-            .registry
-            .release_nick(&st.record.actor.nick, st.nick_rev)
-            .await
-        {
-            tracing::warn!(%sid, error = %e, "releasing the nick failed (it will age out)");
-        }
-        if let Err(e) = gw.registry.delete_session(&sid).await {
-            tracing::warn!(%sid, error = %e, "deleting the session record failed (it will age out)");
-        }
-    }
+    crate::sessions::end(&gw, &shared).await;
     drop(directs);
     if let Err(e) = gw.link.close_session_queue(&sid).await {
         tracing::debug!(%sid, error = %e, "deleting the session queue failed (it will expire)");

@@ -1,17 +1,19 @@
-//! After SASL: resource binding (RFC 6120 §7), the legacy session iq
-//! (RFC 3921 §3, answered with an empty result), XEP-0199 ping, and the
-//! stanza-error answer to every other iq.
-//!
-//! `message` and `presence` stanzas are accepted and dropped silently for
-//! now: IM, presence and MUC are the next parts of issue 5 and will route
-//! them; refusing them here would break clients that send initial presence
-//! right after binding.
+//! After SASL: resource binding (RFC 6120 §7, which starts the platform
+//! session), the legacy session iq (RFC 3921 §3, answered with an empty
+//! result), XEP-0199 ping, and the routing of every other stanza: iqs to
+//! disco, MAM and the roster, `message` to rooms or people, `presence` to
+//! rooms or the session's own state. Any other iq gets
+//! `service-unavailable`.
 
 use super::conn::{Conn, End};
 use super::framing::{NS_BIND, NS_PING, NS_SESSION};
+use super::jid::{self, Jid};
 use super::stanza_error::{self, StanzaCondition};
 use super::stream_error::Condition;
 use super::xml::{Element, NS_CLIENT};
+use super::{chat, disco, history, mam, muc, presence, session};
+
+const NS_ROSTER: &str = "jabber:iq:roster";
 
 /// The longest resource accepted (RFC 7622 §3.4).
 const MAX_RESOURCE_BYTES: usize = 1023;
@@ -23,20 +25,52 @@ fn valid_resource(r: &str) -> bool {
 }
 
 /// A stanza in the `jabber:client` namespace on the restarted stream.
-pub fn on_stanza(c: &mut Conn, e: &Element) -> Result<(), End> {
+pub async fn on_stanza(c: &mut Conn, e: &Element) -> Result<(), End> {
     if e.ns != NS_CLIENT {
         return Err(End::Error(Condition::UnsupportedStanzaType));
     }
     match e.name.as_str() {
-        "iq" => on_iq(c, e),
+        "iq" => on_iq(c, e).await,
         // Before binding there is no address to route from (RFC 6120 §7.1).
-        "message" | "presence" if c.jid.is_none() => Err(End::Error(Condition::NotAuthorized)),
-        "message" | "presence" => Ok(()),
+        "message" | "presence" if c.session.is_none() => Err(End::Error(Condition::NotAuthorized)),
+        "message" => {
+            on_message(c, e).await;
+            Ok(())
+        }
+        "presence" => {
+            presence::on_presence(c, e).await;
+            Ok(())
+        }
         _ => Err(End::Error(Condition::UnsupportedStanzaType)),
     }
 }
 
-fn on_iq(c: &mut Conn, iq: &Element) -> Result<(), End> {
+/// A message: `groupchat` to a room, anything else to a person; errors
+/// are dropped (answering an error with an error loops).
+async fn on_message(c: &mut Conn, e: &Element) {
+    let kind = e.get_attr("type").unwrap_or("normal");
+    if kind == "error" {
+        return;
+    }
+    let Some(to) = e.get_attr("to").and_then(Jid::parse) else {
+        error(c, e, StanzaCondition::JidMalformed);
+        return;
+    };
+    let muc_domain = jid::muc_domain(&c.xmpp.domain);
+    match kind {
+        "groupchat" if to.domain == muc_domain && to.resource.is_none() => {
+            muc::on_groupchat(c, e, &to).await
+        }
+        "groupchat" => error(c, e, StanzaCondition::BadRequest),
+        _ if to.domain == muc_domain && to.resource.is_none() => {
+            // A `chat` to a room itself: nobody to deliver it to.
+            error(c, e, StanzaCondition::BadRequest)
+        }
+        _ => chat::on_message(c, e, &to).await,
+    }
+}
+
+async fn on_iq(c: &mut Conn, iq: &Element) -> Result<(), End> {
     let kind = iq.get_attr("type").unwrap_or("");
     if matches!(kind, "result" | "error") {
         // We send no requests yet: nothing waits for these.
@@ -51,7 +85,7 @@ fn on_iq(c: &mut Conn, iq: &Element) -> Result<(), End> {
     }
     let payload = payloads[0];
     match (kind, payload.name.as_str(), payload.ns.as_str()) {
-        ("set", "bind", NS_BIND) => bind(c, iq, payload),
+        ("set", "bind", NS_BIND) => bind(c, iq, payload).await,
         ("set", "session", NS_SESSION) => {
             result(c, iq, None);
             Ok(())
@@ -60,7 +94,28 @@ fn on_iq(c: &mut Conn, iq: &Element) -> Result<(), End> {
             result(c, iq, None);
             Ok(())
         }
-        _ if c.jid.is_none() => Err(End::Error(Condition::NotAuthorized)),
+        _ if c.session.is_none() => Err(End::Error(Condition::NotAuthorized)),
+        ("get", "query", disco::NS_INFO) => {
+            disco::info(c, iq, payload).await;
+            Ok(())
+        }
+        ("get", "query", disco::NS_ITEMS) => {
+            disco::items(c, iq, payload).await;
+            Ok(())
+        }
+        ("get", "query", mam::NS_MAM) => {
+            mam::form(c, iq);
+            Ok(())
+        }
+        ("set", "query", mam::NS_MAM) => {
+            mam::query(c, iq, payload).await;
+            Ok(())
+        }
+        ("get", "query", NS_ROSTER) if iq.get_attr("to").is_none() => {
+            // No contacts are stored yet: the roster is empty.
+            result(c, iq, Some(Element::new("query", NS_ROSTER)));
+            Ok(())
+        }
         _ => {
             error(c, iq, StanzaCondition::ServiceUnavailable);
             Ok(())
@@ -68,7 +123,7 @@ fn on_iq(c: &mut Conn, iq: &Element) -> Result<(), End> {
     }
 }
 
-fn bind(c: &mut Conn, iq: &Element, payload: &Element) -> Result<(), End> {
+async fn bind(c: &mut Conn, iq: &Element, payload: &Element) -> Result<(), End> {
     if c.jid.is_some() {
         // One resource per stream (RFC 6120 §7.7.2.1 lets us refuse more).
         error(c, iq, StanzaCondition::NotAllowed);
@@ -98,10 +153,18 @@ fn bind(c: &mut Conn, iq: &Element, payload: &Element) -> Result<(), End> {
         }
     }
     let jid = jid.unwrap_or_default();
-    tracing::info!(jid = %jid, "xmpp: resource bound");
     c.jid = Some(jid.clone());
+    if let Err(e) = session::start(c).await {
+        tracing::warn!(error = %e, %jid, "xmpp: starting the session failed");
+        c.resources.release(&jid);
+        c.jid = None;
+        error(c, iq, StanzaCondition::InternalServerError);
+        return Ok(());
+    }
+    tracing::info!(jid = %jid, "xmpp: resource bound");
     let answer = Element::new("bind", NS_BIND).child(Element::new("jid", NS_BIND).text(jid));
     result(c, iq, Some(answer));
+    history::fetch_pending(c).await;
     Ok(())
 }
 
@@ -110,7 +173,7 @@ fn generated_resource() -> String {
 }
 
 /// `<iq type="result">` for `iq`, with an optional payload.
-fn result(c: &mut Conn, iq: &Element, payload: Option<Element>) {
+pub fn result(c: &mut Conn, iq: &Element, payload: Option<Element>) {
     let mut answer = Element::new("iq", NS_CLIENT)
         .attr("type", "result")
         .attr_opt("id", iq.get_attr("id"))
@@ -122,7 +185,8 @@ fn result(c: &mut Conn, iq: &Element, payload: Option<Element>) {
     c.push(answer);
 }
 
-fn error(c: &mut Conn, iq: &Element, condition: StanzaCondition) {
+/// The stanza error answering `iq` (or any stanza).
+pub fn error(c: &mut Conn, iq: &Element, condition: StanzaCondition) {
     let from = c.xmpp.domain.clone();
     let to = c.jid.clone();
     c.push(stanza_error::reply(iq, condition, &from, to.as_deref()));

@@ -14,12 +14,14 @@ use tokio::time::Instant;
 
 use super::framing::{self, NS_FRAMING, NS_SASL};
 use super::sasl::{self, Sasl};
+use super::session::Session;
 use super::stream_error::{self, Condition};
 use super::xml::{self, Element, Limits, Parsed};
-use super::{bind, Resources};
+use super::{bind, chat, history, muc, session, Resources};
 use crate::bus_link::{confirmed, next_delivery, Outcome};
 use crate::config::XmppConfig;
 use crate::gateway::Gateway;
+use crate::sessions::{Kill, Outbound};
 
 /// How long the auth service may take to answer a SASL step.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,6 +58,14 @@ pub struct Conn {
     pub account: Option<String>,
     /// The full JID, once a resource is bound.
     pub jid: Option<String>,
+    /// The platform session, from binding on.
+    pub session: Option<Session>,
+    /// Ends the stream from outside (SendQ exceeded, nick lost, a kill).
+    pub kill: Arc<Kill>,
+    /// History requests in flight.
+    pub history: Vec<history::Inflight>,
+    /// Account lookups for messages to absent names.
+    pub lookups: Vec<chat::Lookup>,
     queue: Option<Consumer>,
     phase: Phase,
     /// Whether an `<open/>` of ours went out on this stream (a stream error
@@ -80,6 +90,10 @@ impl Conn {
             sasl: Sasl::Idle,
             account: None,
             jid: None,
+            session: None,
+            kill: Arc::new(Kill::default()),
+            history: Vec::new(),
+            lookups: Vec::new(),
             queue: None,
             phase: Phase::AwaitOpen,
             opened: false,
@@ -186,7 +200,7 @@ impl Conn {
                 _ => Err(End::Error(Condition::NotAuthorized)),
             };
         }
-        bind::on_stanza(self, &e)
+        bind::on_stanza(self, &e).await
     }
 
     async fn on_text(&mut self, text: &str) -> Result<(), End> {
@@ -202,10 +216,26 @@ impl Conn {
         }
     }
 
+    /// A session-queue delivery; acked once shown (a direct message) or at
+    /// once (answers only this connection could use).
     async fn on_delivery(&mut self, d: lapin::message::Delivery) {
-        let _ = d.acker.ack(BasicAckOptions::default()).await;
-        match BusMessage::from_json(&d.data) {
-            Ok(BusMessage::AuthReply(reply)) => sasl::on_reply(self, &reply.id, reply.body),
+        let msg = BusMessage::from_json(&d.data);
+        if !matches!(msg, Ok(BusMessage::Direct(_))) {
+            let _ = d.acker.ack(BasicAckOptions::default()).await;
+        }
+        match msg {
+            Ok(BusMessage::Direct(direct)) => {
+                if let Some(reason) = chat::on_direct(self, &direct) {
+                    self.kill.kill(&format!("Killed ({reason})"));
+                }
+                let _ = d.acker.ack(BasicAckOptions::default()).await;
+            }
+            Ok(BusMessage::AuthReply(reply)) => {
+                if !chat::on_lookup(self, &reply.id, &reply.body).await {
+                    sasl::on_reply(self, &reply.id, reply.body);
+                }
+            }
+            Ok(BusMessage::HistoryReply(reply)) => history::on_reply(self, reply).await,
             Ok(other) => {
                 tracing::debug!(kind = ?std::mem::discriminant(&other), "xmpp: ignoring a session-queue message")
             }
@@ -225,6 +255,15 @@ impl Conn {
     /// Runs the stream until it ends, then cleans up.
     pub async fn run(mut self, mut ws: WebSocket, mut shutdown: Shutdown) {
         let end = self.serve(&mut ws, &mut shutdown).await;
+        let reason = match end {
+            End::Closed => "Client closed the stream".to_string(),
+            End::Gone => "Connection closed".to_string(),
+            End::Error(Condition::SystemShutdown) => "Server shutting down".to_string(),
+            End::Error(c) => self
+                .kill
+                .reason()
+                .unwrap_or_else(|| format!("Stream error: {}", c.name())),
+        };
         match end {
             End::Gone => {}
             End::Closed => {
@@ -245,6 +284,7 @@ impl Conn {
                 let _ = ws.send(Message::Close(None)).await;
             }
         }
+        session::end(&mut self, &reason).await;
         if let Some(jid) = &self.jid {
             self.resources.release(jid);
         }
@@ -268,7 +308,10 @@ impl Conn {
                 None => last_input + ping_interval,
             };
             let auth_deadline = sasl::deadline(self);
+            let lookup_deadline = chat::deadline(self);
+            let history_deadline = history::deadline(self);
             let logging_in = self.jid.is_none();
+            let kill = self.kill.clone();
             let step: Result<(), End> = tokio::select! {
                 msg = ws.recv() => {
                     last_input = Instant::now();
@@ -293,7 +336,21 @@ impl Conn {
                         }
                     }
                 }
+                item = recv_inbox(&mut self.session) => {
+                    match item {
+                        Some(Outbound::Event(ev)) => muc::on_event(self, ev).await,
+                        Some(Outbound::Reply(r)) => muc::on_reply(self, &r).await,
+                        None => {}
+                    }
+                    Ok(())
+                }
+                reason = kill.wait() => {
+                    tracing::debug!(%reason, "xmpp: stream killed");
+                    Err(End::Error(if reason.starts_with("Killed") { Condition::Conflict } else { Condition::PolicyViolation }))
+                }
                 _ = sleep_until_opt(auth_deadline) => { sasl::on_timeout(self); Ok(()) }
+                _ = sleep_until_opt(lookup_deadline) => { chat::on_timeout(self); Ok(()) }
+                _ = sleep_until_opt(history_deadline) => { history::on_timeout(self).await; Ok(()) }
                 _ = tokio::time::sleep_until(login_deadline), if logging_in => Err(End::Error(Condition::ConnectionTimeout)),
                 _ = tokio::time::sleep_until(idle_at) => {
                     if ping_sent.is_some() {
@@ -322,6 +379,13 @@ fn too_big(e: axum::Error) -> bool {
         e.into_inner().downcast::<tungstenite::Error>().map(|b| *b),
         Ok(tungstenite::Error::Capacity(_))
     )
+}
+
+async fn recv_inbox(session: &mut Option<Session>) -> Option<Outbound> {
+    match session {
+        Some(s) => s.inbox.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn recv_queue(queue: &mut Option<Consumer>) -> Option<lapin::message::Delivery> {

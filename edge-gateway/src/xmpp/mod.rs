@@ -1,14 +1,23 @@
 //! XMPP over WebSocket (RFC 7395) on the gateway's HTTP port: `/xmpp`.
 //!
-//! Part 1 of issue 5: the stream layer (framing, limits, stream errors),
-//! SASL through the auth service, resource binding. IM, presence and MUC
-//! come next and plug in where `bind::on_stanza` accepts `message` and
-//! `presence`.
+//! The stream layer (framing, limits, stream errors), SASL through the
+//! auth service, resource binding (which starts a platform session, like
+//! an IRC registration), then MUC rooms that are the router's rooms,
+//! one-to-one messages with anyone on any protocol, MAM from the history
+//! service, and disco. The roster and presence subscriptions come next.
 
 mod bind;
+mod chat;
 mod conn;
+mod disco;
 mod framing;
+mod history;
+mod jid;
+mod mam;
+mod muc;
+mod presence;
 mod sasl;
+mod session;
 mod stanza_error;
 mod stream_error;
 mod xml;

@@ -7,6 +7,7 @@ use super::xml::Element;
 /// The conditions this gateway sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Condition {
+    Conflict,
     HostUnknown,
     InvalidNamespace,
     NotAuthorized,
@@ -21,6 +22,7 @@ pub enum Condition {
 impl Condition {
     pub fn name(self) -> &'static str {
         match self {
+            Condition::Conflict => "conflict",
             Condition::HostUnknown => "host-unknown",
             Condition::InvalidNamespace => "invalid-namespace",
             Condition::NotAuthorized => "not-authorized",

@@ -2,12 +2,6 @@
 //! PING, PONG, QUIT, and what happens when registration completes (nick
 //! claim, session record, session queue, welcome burst).
 
-use std::sync::Arc;
-
-use bus::now_ms;
-use bus::schema::SessionRecord;
-use tokio::sync::mpsc;
-
 use super::{nickserv, query};
 use crate::irc::caps::{self, Cap};
 use crate::irc::client::{Client, Registered};
@@ -15,8 +9,7 @@ use crate::irc::isupport;
 use crate::irc::line::{truncated, Message};
 use crate::irc::numeric::*;
 use crate::irc::validate::{username, valid_nick, REALNAMELEN, REASONLEN};
-use crate::registry::RegistryError;
-use crate::sessions::{LiveState, SessionHandle, SessionShared};
+use crate::sessions::{self, StartError};
 
 /// `CAP LS [302] | LIST | REQ :caps | END`.
 pub async fn cap(c: &mut Client, m: &Message) {
@@ -155,60 +148,35 @@ pub async fn complete(c: &mut Client) {
     };
     let gw = c.gw.clone();
     let sid = c.pending_sid.clone();
-    let nick_rev = match gw.registry.claim_nick(&nick, &sid).await {
-        Ok(rev) => rev,
-        Err(RegistryError::NickInUse) => {
+    // `c.actor()` names the session's sid and nick only once `session`
+    // exists.
+    let mut actor = c.actor();
+    actor.sid = sid.clone();
+    actor.nick = nick.clone();
+    let started = match sessions::start(&gw, actor, "irc", c.kill.clone(), gw.irc.sendq_lines).await
+    {
+        Ok(started) => started,
+        Err(StartError::NickInUse) => {
             c.send(c.num().nick_in_use(&nick));
             c.nick = None;
             return;
         }
         Err(e) => {
-            tracing::warn!(error = %e, "claiming a nick failed");
+            tracing::warn!(error = %e, "starting a session failed");
             c.kill.kill("Service temporarily unavailable");
             return;
         }
     };
-    let (tx, rx) = mpsc::channel(gw.irc.sendq_lines.max(1));
-    let signon = now_ms() / 1000;
-    let shared = Arc::new(SessionShared {
-        sid: sid.clone(),
-        state: tokio::sync::Mutex::new(LiveState {
-            record: SessionRecord {
-                actor: c.actor(),
-                signon,
-                away: None,
-                rooms: Vec::new(),
-                protocol: "irc".into(),
-            },
-            nick_rev,
-            closed: false,
-        }),
-        kill: c.kill.clone(),
-    });
     c.session = Some(Registered {
         sid: sid.clone(),
-        shared: shared.clone(),
+        shared: started.shared,
         rooms: Default::default(),
     });
-    // The record was built before `session` existed: give it the real sid.
-    let actor = c.actor();
-    {
-        let mut st = shared.state.lock().await;
-        st.record.actor = actor;
-        if let Err(e) = gw.registry.put_session(&st.record).await {
-            tracing::warn!(error = %e, "writing the session record failed");
-            drop(st);
-            c.kill.kill("Service temporarily unavailable");
-            return;
-        }
-    }
-    gw.sessions.insert(SessionHandle { tx, shared });
-    c.inbox = Some(rx);
+    c.inbox = Some(started.inbox);
     if !c.ensure_session_queue().await {
         c.kill.kill("Service temporarily unavailable");
         return;
     }
-    gw.note_sessions();
     tracing::debug!(%sid, %nick, host = %c.host, "registered");
     welcome(c).await;
     crate::irc::reservation::check(c).await;
