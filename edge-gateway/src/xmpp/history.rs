@@ -62,7 +62,7 @@ pub async fn request(c: &mut Conn, body: HistoryQuery, purpose: Purpose) -> bool
         id: id.clone(),
         requester: Requester {
             sid: c.sid.clone(),
-            nick: s.nick.clone(),
+            nick: s.actor.nick.clone(),
             account: c.account.clone(),
         },
         body,

@@ -430,7 +430,7 @@ async fn joined(c: &mut Conn, room: &str, topic: Option<TopicInfo>, members: &[M
     let Some(s) = c.session.as_mut() else {
         return;
     };
-    let my_nick = s.nick.clone();
+    let my_nick = s.actor.nick.clone();
     let Some(occ) = s.rooms.get_mut(room) else {
         return;
     };
@@ -607,7 +607,7 @@ fn render(c: &mut Conn, ev: &RoomEvent) -> bool {
     let my_nick = c
         .session
         .as_ref()
-        .map(|s| fold(&s.nick))
+        .map(|s| fold(&s.actor.nick))
         .unwrap_or_default();
     let mut reflected_id = None;
     if mine {

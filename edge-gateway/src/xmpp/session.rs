@@ -46,7 +46,7 @@ pub enum Op {
 }
 
 pub struct Session {
-    pub nick: String,
+    /// The session's identity; `actor.nick` is its nick in every room.
     pub actor: Actor,
     pub shared: Arc<SessionShared>,
     pub inbox: mpsc::Receiver<Outbound>,
@@ -129,7 +129,6 @@ pub async fn start(c: &mut Conn) -> Result<(), SessionError> {
             Ok(started) => {
                 tracing::debug!(sid = %c.sid, %nick, %jid, "xmpp: session started");
                 c.session = Some(Session {
-                    nick,
                     actor,
                     shared: started.shared,
                     inbox: started.inbox,
@@ -160,13 +159,15 @@ pub async fn intent(c: &mut Conn, body: IntentBody) -> Option<String> {
         body,
     };
     let outcome = match c.gw.link.publish_intent(intent).await {
-        Ok(pending) => confirmed(pending).await,
+        Ok(pending) => {
+            metrics::intent();
+            confirmed(pending).await
+        }
         Err(e) => {
             tracing::warn!(error = %e, "xmpp: publishing an intent failed");
             Outcome::Failed
         }
     };
-    metrics::intent();
     (outcome == Outcome::Confirmed).then_some(id)
 }
 
