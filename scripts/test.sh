@@ -34,15 +34,21 @@ command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 # Node runs real XMPP client libraries (tests/js).
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# Converse.js (the XMPP web client of test_converse) runs in Debian's Chromium.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing ${missing[*]} (log: $LOGS/apt.log)"
     apt-get update -qq >>"$LOGS/apt.log" 2>&1
     apt-get install -y -qq "${missing[@]}" >>"$LOGS/apt.log" 2>&1
 fi
-# The pinned Node packages (package-lock.json), installed once.
-if [ ! -d tests/js/node_modules ]; then
+# The pinned Node packages (package-lock.json): installed again whenever
+# the lock file is newer than the last install (its stamp), so a checkout
+# that already has node_modules picks up packages added since.
+stamp=tests/js/node_modules/.lock-stamp
+if [ ! -f "$stamp" ] || [ tests/js/package-lock.json -nt "$stamp" ]; then
     echo "installing tests/js node packages (log: $LOGS/npm.log)"
     (cd tests/js && npm ci --no-audit --no-fund >>"$LOGS/npm.log" 2>&1)
+    touch "$stamp"
 fi
 
 step "cargo fmt --check"

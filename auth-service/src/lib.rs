@@ -7,6 +7,7 @@ pub mod config;
 pub mod credentials;
 pub mod db;
 pub mod passwords;
+pub mod roster;
 pub mod scram;
 pub mod scram_state;
 pub mod seal;

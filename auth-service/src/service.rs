@@ -12,6 +12,7 @@ use crate::config::AuthConfig;
 use crate::credentials::{self, StoredCredentials};
 use crate::db::{Account, Db, DbError, Inserted, Limits, NewAccount};
 use crate::passwords::{HashError, Hasher};
+use crate::roster::Change;
 use crate::scram::{self, ScramError};
 use crate::scram_state::{fake_salt, ScramState};
 use crate::seal::Sealer;
@@ -30,6 +31,13 @@ pub enum ServiceError {
     #[error("the hashing limiter is closed")]
     Closed(#[from] tokio::sync::AcquireError),
 }
+
+/// The largest vCard stored (a photo should be an avatar, XEP-0084).
+const MAX_VCARD_BYTES: usize = 32 * 1024;
+/// The longest roster item name or group, in characters.
+const MAX_ROSTER_TEXT: usize = 256;
+/// The most groups one roster item may be in.
+const MAX_ROSTER_GROUPS: usize = 32;
 
 /// A request's outcome before it becomes a reply.
 type Outcome = Result<AuthReplyBody, ServiceError>;
@@ -128,7 +136,85 @@ impl Service {
             }
             AuthRequestBody::Token { token } => self.token(token).await,
             AuthRequestBody::Info { account } => self.info(account).await,
+            AuthRequestBody::RosterGet { account } => self.roster(account).await,
+            AuthRequestBody::RosterSet {
+                account,
+                contact,
+                name,
+                groups,
+            } => {
+                let change = Change::Set {
+                    name: name.clone(),
+                    groups: groups.clone(),
+                };
+                self.change_roster(account, contact, change).await
+            }
+            AuthRequestBody::RosterRemove { account, contact } => {
+                self.change_roster(account, contact, Change::Remove).await
+            }
+            AuthRequestBody::Subscription {
+                account,
+                contact,
+                action,
+            } => {
+                self.change_roster(account, contact, Change::Presence(*action))
+                    .await
+            }
+            AuthRequestBody::VcardGet { account } => {
+                let name = fold(account);
+                if !valid_account(&name) || self.db.account(&name).await?.is_none() {
+                    return Ok(failure(AuthError::NotFound));
+                }
+                Ok(AuthReplyBody::Vcard {
+                    vcard: self.db.vcard(&name).await?,
+                })
+            }
+            AuthRequestBody::VcardSet { account, vcard } => {
+                if vcard.len() > MAX_VCARD_BYTES {
+                    return Ok(failure(AuthError::Malformed));
+                }
+                self.db.set_vcard(&fold(account), vcard).await?;
+                Ok(AuthReplyBody::Stored)
+            }
         }
+    }
+
+    async fn roster(&self, account: &str) -> Outcome {
+        let r = self.db.roster(&fold(account)).await?;
+        Ok(AuthReplyBody::Roster {
+            ver: r.ver,
+            items: r.items,
+            pending_in: r.pending_in,
+        })
+    }
+
+    /// A roster set, remove or subscription presence: both sides of the
+    /// pair change in one transaction. A contact that is no account (or the
+    /// account itself) is `NotFound`; over-long names and groups are
+    /// `Malformed`.
+    async fn change_roster(&self, account: &str, contact: &str, change: Change) -> Outcome {
+        let (account, contact) = (fold(account), fold(contact));
+        if !valid_account(&contact) || contact == account {
+            return Ok(failure(AuthError::NotFound));
+        }
+        if let Change::Set { name, groups } = &change {
+            let too_long = |s: &str| s.chars().count() > MAX_ROSTER_TEXT;
+            if name.as_deref().is_some_and(too_long)
+                || groups.len() > MAX_ROSTER_GROUPS
+                || groups.iter().any(|g| too_long(g))
+            {
+                return Ok(failure(AuthError::Malformed));
+            }
+        }
+        Ok(
+            match self.db.change_roster(&account, &contact, change).await? {
+                Some(changed) => AuthReplyBody::RosterChanged {
+                    pushes: changed.pushes,
+                    notices: changed.notices,
+                },
+                None => failure(AuthError::NotFound),
+            },
+        )
     }
 
     /// Runs CPU-heavy work on the blocking pool, at most one job per core.
@@ -442,6 +528,10 @@ fn result_label(body: &AuthReplyBody) -> &'static str {
         AuthReplyBody::ScramContinue { .. } => "scram_continue",
         AuthReplyBody::Registered { .. } => "registered",
         AuthReplyBody::Info { .. } => "info",
+        AuthReplyBody::Roster { .. } => "roster",
+        AuthReplyBody::RosterChanged { .. } => "roster_changed",
+        AuthReplyBody::Vcard { .. } => "vcard",
+        AuthReplyBody::Stored => "stored",
         AuthReplyBody::Failure { code, .. } => match code {
             AuthError::InvalidCredentials => "invalid_credentials",
             AuthError::RateLimited => "rate_limited",

@@ -23,6 +23,7 @@ pub mod names;
 pub mod pg;
 pub mod process;
 pub mod recovery;
+pub mod roster;
 pub mod rpc;
 pub mod schema;
 pub mod shutdown;

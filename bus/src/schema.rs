@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use crate::history::{DirectLog, HistoryReply, HistoryRequest};
+pub use crate::roster::{Notice, RosterItem, RosterPush, Subscription, SubscriptionAction};
 
 /// The version of this schema. Bump on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -516,6 +517,23 @@ pub enum DirectBody {
     /// Disconnect the recipient (NickServ GHOST, operator KILL), telling
     /// its client `reason`.
     Kill { reason: String },
+    /// A change to the recipient account's roster (to `account.<name>`).
+    Roster { push: RosterPush },
+    /// An XMPP presence stanza from `from`, serialized, with its `from`
+    /// set to the sender's JID and no `to` (the recipient adds its own):
+    /// broadcasts and directed presence (to `account.<name>`), subscription
+    /// notices, and answers to probes (to the prober's `session.<sid>`).
+    /// Only XMPP sessions bind account keys; other protocols ignore it.
+    Presence { stanza: String },
+    /// A copy of a one-to-one message for the other XMPP sessions of the
+    /// same account (XEP-0280 carbons): `stanza` is the message as sent or
+    /// received, with its `from` and `to`; the session `except` (the one
+    /// that sent or received it) skips it.
+    Carbon {
+        sent: bool,
+        stanza: String,
+        except: String,
+    },
 }
 
 // ---------------------------------------------------------------------------
@@ -601,6 +619,35 @@ pub enum AuthRequestBody {
     /// Public facts about an account (NickServ INFO, WHOIS): answered with
     /// `Info` or `Failure{NotFound}`.
     Info { account: String },
+    /// The account's roster and the subscription requests waiting for its
+    /// answer: answered with `Roster`.
+    RosterGet { account: String },
+    /// Adds or updates a contact (`contact` must be an account): answered
+    /// with `RosterChanged` or `Failure{NotFound}`.
+    RosterSet {
+        account: String,
+        contact: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default)]
+        groups: Vec<String>,
+    },
+    /// Removes a contact, cancelling both directions of the subscription:
+    /// answered with `RosterChanged`.
+    RosterRemove { account: String, contact: String },
+    /// `account` sends a subscription presence to `contact`: answered with
+    /// `RosterChanged` (pushes for both sides, notices to deliver) or
+    /// `Failure{NotFound}` when the contact is no account.
+    Subscription {
+        account: String,
+        contact: String,
+        action: SubscriptionAction,
+    },
+    /// The account's vCard (XEP-0054): answered with `Vcard`.
+    VcardGet { account: String },
+    /// Stores the account's vCard (the `<vCard/>` element, serialized):
+    /// answered with `Stored`.
+    VcardSet { account: String, vcard: String },
 }
 
 impl AuthRequestBody {
@@ -613,6 +660,12 @@ impl AuthRequestBody {
             AuthRequestBody::ScramFinish { .. } => "scram_finish",
             AuthRequestBody::Token { .. } => "token",
             AuthRequestBody::Info { .. } => "info",
+            AuthRequestBody::RosterGet { .. } => "roster_get",
+            AuthRequestBody::RosterSet { .. } => "roster_set",
+            AuthRequestBody::RosterRemove { .. } => "roster_remove",
+            AuthRequestBody::Subscription { .. } => "subscription",
+            AuthRequestBody::VcardGet { .. } => "vcard_get",
+            AuthRequestBody::VcardSet { .. } => "vcard_set",
         }
     }
 }
@@ -653,6 +706,24 @@ pub enum AuthReplyBody {
         registered_at: i64,
         disabled: bool,
     },
+    Roster {
+        ver: i64,
+        items: Vec<RosterItem>,
+        /// Accounts asking for this account's presence, unanswered.
+        #[serde(default)]
+        pending_in: Vec<String>,
+    },
+    /// A roster or subscription change was stored: push `pushes` to their
+    /// accounts and deliver `notices`.
+    RosterChanged {
+        pushes: Vec<RosterPush>,
+        notices: Vec<Notice>,
+    },
+    Vcard {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vcard: Option<String>,
+    },
+    Stored,
     Failure {
         code: AuthError,
         /// Seconds until a rate-limited caller may try again.

@@ -9,6 +9,7 @@
 //!  router ──reply───▶ "" (default exchange, key = gateway.<id>)  same queue, same order
 //!  anyone ──direct──▶ chat.direct (direct, key = session.<sid>)
 //!                        └──▶ session.<sid>  (durable, x-expires, x-max-length)
+//!                             XMPP sessions also bound by account.<name>
 //!  chat.rooms ──(room.*)──▶ history.events   (durable: every room event, kept)
 //!  gateway ──DirectLog──▶ "" / history.direct (durable, single active consumer)
 //!  gateway ──HistoryRequest──▶ "" / history.requests (durable), answered to reply_to
@@ -252,6 +253,25 @@ pub async fn declare_session_queue(
     )
     .await?;
     Ok(q)
+}
+
+/// Binds a session's queue to [`DIRECT_EXCHANGE`] by account as well
+/// ([`crate::roster::account_key`]): deliveries for every session of the
+/// account (roster pushes, presence, carbons).
+pub async fn bind_session_to_account(
+    ch: &Channel,
+    sid: &str,
+    account: &str,
+) -> Result<(), BusError> {
+    ch.queue_bind(
+        session_queue(sid).as_str().into(),
+        DIRECT_EXCHANGE.into(),
+        crate::roster::account_key(account).as_str().into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Deletes a session's queue (an explicit QUIT needs no resume window).

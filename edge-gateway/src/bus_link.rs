@@ -151,6 +151,26 @@ impl BusLink {
         .await
     }
 
+    /// Publishes a delivery to every XMPP session of `account`
+    /// (`account.<name>` on `chat.direct`). Not mandatory: an account with
+    /// no session bound is simply not told (presence and pushes are of the
+    /// moment; what must survive is stored by the auth service).
+    pub async fn publish_account(
+        &self,
+        account: &str,
+        direct: Direct,
+    ) -> Result<PublisherConfirm, BusError> {
+        let msg = BusMessage::Direct(direct);
+        topology::publish(
+            &*self.publisher()?,
+            topology::DIRECT_EXCHANGE,
+            &bus::roster::account_key(account),
+            &msg,
+            false,
+        )
+        .await
+    }
+
     /// Publishes an auth request to `auth.requests`, answered into
     /// `session.<reply_sid>` (see [`BusLink::publish_request`]).
     pub async fn publish_auth(
@@ -259,6 +279,14 @@ impl BusLink {
             .await?;
         }
         self.consumers.open_session(sid).await
+    }
+
+    /// Binds `session.<sid>` to `account.<name>` as well, so the session
+    /// receives what is addressed to every session of its account. The
+    /// binding goes with the queue.
+    pub async fn bind_account(&self, sid: &str, account: &str) -> Result<(), BusError> {
+        let ch = self.control().await?;
+        topology::bind_session_to_account(&ch, sid, account).await
     }
 
     /// Stops consuming `session.<sid>` and deletes it: the session is over.

@@ -125,6 +125,8 @@ pub struct XmppConfig {
     pub ping_timeout_secs: u64,
     /// Time a client has to authenticate and bind a resource.
     pub login_timeout_secs: u64,
+    /// Whether clients may create accounts in-band (XEP-0077).
+    pub registration: bool,
 }
 
 impl Default for XmppConfig {
@@ -138,6 +140,7 @@ impl Default for XmppConfig {
             ping_interval_secs: 60,
             ping_timeout_secs: 30,
             login_timeout_secs: 60,
+            registration: true,
         }
     }
 }

@@ -4,11 +4,13 @@
 
 mod accounts;
 mod limits;
+mod roster;
 
 use deadpool_postgres::Pool;
 
 pub use accounts::{Account, AccountSummary, Inserted, NewAccount};
 pub use limits::Limits;
+pub use roster::{Changed, Roster};
 
 use crate::config::PgConfig;
 

@@ -378,6 +378,11 @@ fn direct_lines(d: &Direct, v: &View) -> Vec<Message> {
         }
         // Disconnecting is the connection's job, not a line to render.
         DirectBody::Kill { .. } => Vec::new(),
+        // XMPP's own: IRC sessions never bind account keys, so these do
+        // not reach them.
+        DirectBody::Roster { .. } | DirectBody::Presence { .. } | DirectBody::Carbon { .. } => {
+            Vec::new()
+        }
     }
 }
 

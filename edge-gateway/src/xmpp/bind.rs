@@ -1,19 +1,21 @@
 //! After SASL: resource binding (RFC 6120 §7, which starts the platform
 //! session), the legacy session iq (RFC 3921 §3, answered with an empty
 //! result), XEP-0199 ping, and the routing of every other stanza: iqs to
-//! disco, MAM and the roster, `message` to rooms or people, `presence` to
-//! rooms or the session's own state. Any other iq gets
-//! `service-unavailable`.
+//! disco, MAM, the roster, carbons, vCards and registration, `message` to
+//! rooms or people, `presence` to rooms, people or the session's own
+//! state. Any other iq gets `service-unavailable`.
 
+use super::carbons::NS_CARBONS;
 use super::conn::{Conn, End};
 use super::framing::{NS_BIND, NS_PING, NS_SESSION};
 use super::jid::{self, Jid};
+use super::register::NS_REGISTER;
+use super::roster::NS_ROSTER;
 use super::stanza_error::{self, StanzaCondition};
 use super::stream_error::Condition;
+use super::vcard::NS_VCARD;
 use super::xml::{Element, NS_CLIENT};
-use super::{chat, disco, history, mam, muc, presence, session};
-
-const NS_ROSTER: &str = "jabber:iq:roster";
+use super::{carbons, chat, disco, history, mam, muc, presence, register, roster, session, vcard};
 
 /// The longest resource accepted (RFC 7622 §3.4).
 const MAX_RESOURCE_BYTES: usize = 1023;
@@ -111,9 +113,28 @@ async fn on_iq(c: &mut Conn, iq: &Element) -> Result<(), End> {
             mam::query(c, iq, payload).await;
             Ok(())
         }
-        ("get", "query", NS_ROSTER) if iq.get_attr("to").is_none() => {
-            // No contacts are stored yet: the roster is empty.
-            result(c, iq, Some(Element::new("query", NS_ROSTER)));
+        ("get", "query", NS_ROSTER) => {
+            roster::on_get(c, iq).await;
+            Ok(())
+        }
+        ("set", "query", NS_ROSTER) => {
+            roster::on_set(c, iq, payload).await;
+            Ok(())
+        }
+        ("set", "enable" | "disable", NS_CARBONS) => {
+            carbons::on_iq(c, iq, payload);
+            Ok(())
+        }
+        ("get", "vCard", NS_VCARD) => {
+            vcard::on_get(c, iq).await;
+            Ok(())
+        }
+        ("set", "vCard", NS_VCARD) => {
+            vcard::on_set(c, iq, payload).await;
+            Ok(())
+        }
+        (_, "query", NS_REGISTER) => {
+            register::after_auth(c, iq);
             Ok(())
         }
         _ => {
@@ -160,6 +181,11 @@ async fn bind(c: &mut Conn, iq: &Element, payload: &Element) -> Result<(), End> 
         c.jid = None;
         error(c, iq, StanzaCondition::InternalServerError);
         return Ok(());
+    }
+    if let Err(e) = c.gw.link.bind_account(&c.sid, &account).await {
+        // The session works without it, but hears no presence, pushes or
+        // carbons of its account.
+        tracing::warn!(error = %e, %jid, "xmpp: binding the session queue to its account failed");
     }
     tracing::info!(jid = %jid, "xmpp: resource bound");
     let answer = Element::new("bind", NS_BIND).child(Element::new("jid", NS_BIND).text(jid));

@@ -20,6 +20,7 @@ use bus::schema::{
 use bus::{new_id, now_ms};
 use tokio::time::Instant;
 
+use super::carbons;
 use super::conn::Conn;
 use super::jid::{self, Jid};
 use super::muc::{body_of, chatstate_of, lines_of, stamp, typing_of, NS_DELAY, NS_SID};
@@ -183,6 +184,13 @@ pub async fn on_message(c: &mut Conn, e: &Element, to: &Jid) {
             tracing::warn!("xmpp: a private message was delivered but not kept in history");
         }
     }
+    if kind == MessageKind::Privmsg {
+        let mut sent = e.clone();
+        sent.attrs.retain(|(k, _)| k != "from");
+        sent.attrs
+            .push(("from".into(), c.jid.clone().unwrap_or_default()));
+        carbons::copy(c, &sent, true).await;
+    }
 }
 
 /// Publishes a message's copy for the history service; true once confirmed.
@@ -315,8 +323,9 @@ pub fn on_timeout(c: &mut Conn) {
 }
 
 /// A delivery from the session queue: a message, an invitation or a kill.
-/// Returns the kill reason, if it is one.
-pub fn on_direct(c: &mut Conn, d: &Direct) -> Option<String> {
+/// Returns the kill reason, if it is one. A message is copied to the
+/// account's other sessions (carbons).
+pub async fn on_direct(c: &mut Conn, d: &Direct) -> Option<String> {
     let domain = c.xmpp.domain.clone();
     let to = c.jid.clone().unwrap_or_default();
     let from = jid::user_jid(&d.from.nick, &domain);
@@ -356,8 +365,11 @@ pub fn on_direct(c: &mut Conn, d: &Direct) -> Option<String> {
                             .attr("by", bare),
                     );
             }
+            carbons::copy(c, &m, false).await;
             c.push(m);
         }
+        // Account-wide deliveries are the connection's (see `Conn::on_direct`).
+        DirectBody::Roster { .. } | DirectBody::Presence { .. } | DirectBody::Carbon { .. } => {}
     }
     None
 }

@@ -13,11 +13,16 @@ use lapin::Consumer;
 use tokio::time::Instant;
 
 use super::framing::{self, NS_FRAMING, NS_SASL};
+use super::presence::PresenceState;
+use super::requests::Requests;
+use super::roster::Roster;
 use super::sasl::{self, Sasl};
 use super::session::Session;
 use super::stream_error::{self, Condition};
 use super::xml::{self, Element, Limits, Parsed};
-use super::{bind, chat, history, muc, session, Resources};
+use super::{
+    bind, carbons, chat, history, muc, presence, register, requests, roster, session, Resources,
+};
 use crate::bus_link::{confirmed, next_delivery, Outcome};
 use crate::config::XmppConfig;
 use crate::gateway::Gateway;
@@ -66,6 +71,15 @@ pub struct Conn {
     pub history: Vec<history::Inflight>,
     /// Account lookups for messages to absent names.
     pub lookups: Vec<chat::Lookup>,
+    /// Roster, subscription, vCard and registration requests in flight.
+    pub requests: Requests,
+    /// The account's roster, once loaded.
+    pub roster: Option<Roster>,
+    /// The client asked for the roster, so it gets roster pushes.
+    pub roster_interested: bool,
+    pub presence: PresenceState,
+    /// Whether the client enabled carbons (XEP-0280).
+    pub carbons: bool,
     queue: Option<Consumer>,
     phase: Phase,
     /// Whether an `<open/>` of ours went out on this stream (a stream error
@@ -94,6 +108,11 @@ impl Conn {
             kill: Arc::new(Kill::default()),
             history: Vec::new(),
             lookups: Vec::new(),
+            requests: Requests::default(),
+            roster: None,
+            roster_interested: false,
+            presence: PresenceState::default(),
+            carbons: false,
             queue: None,
             phase: Phase::AwaitOpen,
             opened: false,
@@ -166,7 +185,7 @@ impl Conn {
         let features = if self.account.is_some() {
             framing::features_after_auth()
         } else {
-            framing::features_before_auth(&sasl::MECHANISMS)
+            framing::features_before_auth(&sasl::MECHANISMS, self.xmpp.registration)
         };
         self.push(features);
         Ok(())
@@ -197,6 +216,14 @@ impl Conn {
                     sasl::on_abort(self);
                     Ok(())
                 }
+                (super::xml::NS_CLIENT, "iq") => match registration_query(&e) {
+                    Some(q) => {
+                        let q = q.clone();
+                        register::before_auth(self, &e, &q).await;
+                        Ok(())
+                    }
+                    None => Err(End::Error(Condition::NotAuthorized)),
+                },
                 _ => Err(End::Error(Condition::NotAuthorized)),
             };
         }
@@ -225,13 +252,14 @@ impl Conn {
         }
         match msg {
             Ok(BusMessage::Direct(direct)) => {
-                if let Some(reason) = chat::on_direct(self, &direct) {
-                    self.kill.kill(&format!("Killed ({reason})"));
-                }
+                self.on_direct(direct).await;
                 let _ = d.acker.ack(BasicAckOptions::default()).await;
             }
             Ok(BusMessage::AuthReply(reply)) => {
-                if !chat::on_lookup(self, &reply.id, &reply.body).await {
+                if chat::on_lookup(self, &reply.id, &reply.body).await {
+                } else if let Some(purpose) = requests::take(self, &reply.id) {
+                    requests::on_reply(self, purpose, reply.body).await;
+                } else {
                     sasl::on_reply(self, &reply.id, reply.body);
                 }
             }
@@ -240,6 +268,27 @@ impl Conn {
                 tracing::debug!(kind = ?std::mem::discriminant(&other), "xmpp: ignoring a session-queue message")
             }
             Err(e) => tracing::warn!(error = %e, "xmpp: undecodable session-queue message"),
+        }
+    }
+
+    /// A delivery addressed to this session or to its account.
+    async fn on_direct(&mut self, direct: bus::schema::Direct) {
+        use bus::schema::DirectBody;
+        match direct.body {
+            DirectBody::Roster { push } => roster::on_push(self, push).await,
+            DirectBody::Presence { stanza } => {
+                presence::on_direct(self, &direct.from, &stanza).await
+            }
+            DirectBody::Carbon {
+                sent,
+                stanza,
+                except,
+            } => carbons::on_direct(self, sent, &stanza, &except),
+            _ => {
+                if let Some(reason) = chat::on_direct(self, &direct).await {
+                    self.kill.kill(&format!("Killed ({reason})"));
+                }
+            }
         }
     }
 
@@ -284,6 +333,7 @@ impl Conn {
                 let _ = ws.send(Message::Close(None)).await;
             }
         }
+        presence::unavailable(&mut self).await;
         session::end(&mut self, &reason).await;
         if let Some(jid) = &self.jid {
             self.resources.release(jid);
@@ -310,6 +360,7 @@ impl Conn {
             let auth_deadline = sasl::deadline(self);
             let lookup_deadline = chat::deadline(self);
             let history_deadline = history::deadline(self);
+            let requests_deadline = self.requests.deadline();
             let logging_in = self.jid.is_none();
             let kill = self.kill.clone();
             let step: Result<(), End> = tokio::select! {
@@ -351,6 +402,7 @@ impl Conn {
                 _ = sleep_until_opt(auth_deadline) => { sasl::on_timeout(self); Ok(()) }
                 _ = sleep_until_opt(lookup_deadline) => { chat::on_timeout(self); Ok(()) }
                 _ = sleep_until_opt(history_deadline) => { history::on_timeout(self).await; Ok(()) }
+                _ = sleep_until_opt(requests_deadline) => { requests::on_timeout(self); Ok(()) }
                 _ = tokio::time::sleep_until(login_deadline), if logging_in => Err(End::Error(Condition::ConnectionTimeout)),
                 _ = tokio::time::sleep_until(idle_at) => {
                     if ping_sent.is_some() {
@@ -370,6 +422,14 @@ impl Conn {
             }
         }
     }
+}
+
+/// The `jabber:iq:register` payload of a lone iq, if that is what it is
+/// (the one stanza a stream may send before authenticating).
+fn registration_query(iq: &Element) -> Option<&Element> {
+    let mut payloads = iq.elements();
+    let q = payloads.next()?;
+    (payloads.next().is_none() && q.is("query", register::NS_REGISTER)).then_some(q)
 }
 
 /// Whether a WebSocket read failed because the message exceeded the

@@ -6,11 +6,14 @@ use bus::names::fold;
 use bus::schema::RoomRecord;
 
 use super::bind::{error, result};
+use super::carbons::NS_CARBONS;
 use super::conn::Conn;
 use super::jid::{self, Jid};
 use super::mam::{NS_DATA, NS_MAM};
 use super::muc::{NS_MUC, NS_SID};
+use super::register::NS_REGISTER;
 use super::stanza_error::StanzaCondition;
+use super::vcard::NS_VCARD;
 use super::xml::Element;
 
 pub const NS_INFO: &str = "http://jabber.org/protocol/disco#info";
@@ -64,20 +67,37 @@ fn entity(c: &Conn, iq: &Element) -> Entity {
     }
 }
 
+/// The disco node asking for one's reserved nick in a room.
+const NODE_RESERVED_NICK: &str = "x-roomuser-item";
+
 pub async fn info(c: &mut Conn, iq: &Element, q: &Element) {
+    if q.get_attr("node") == Some(NODE_RESERVED_NICK) && matches!(entity(c, iq), Entity::Room(_)) {
+        // XEP-0045 §7.12: the nick this user gets in every room is its
+        // session's nick, so that is the reserved one.
+        let nick = c.session.as_ref().map(|s| s.actor.nick.clone());
+        let mut answer = Element::new("query", NS_INFO).attr("node", NODE_RESERVED_NICK);
+        if let Some(nick) = nick {
+            answer = answer.child(identity("conference", "text", &nick));
+        }
+        result(c, iq, Some(answer));
+        return;
+    }
     if q.get_attr("node").is_some() {
         error(c, iq, StanzaCondition::ItemNotFound);
         return;
     }
     let answer = Element::new("query", NS_INFO);
     let answer = match entity(c, iq) {
-        Entity::Server => features(
-            answer.child(identity("server", "im", "chat")),
-            &[NS_INFO, NS_ITEMS, NS_PING],
-        ),
+        Entity::Server => {
+            let mut list = vec![NS_INFO, NS_ITEMS, NS_PING, NS_CARBONS, NS_VCARD];
+            if c.xmpp.registration {
+                list.push(NS_REGISTER);
+            }
+            features(answer.child(identity("server", "im", "chat")), &list)
+        }
         Entity::Account => features(
             answer.child(identity("account", "registered", "")),
-            &[NS_INFO, NS_MAM],
+            &[NS_INFO, NS_MAM, NS_VCARD],
         ),
         Entity::MucService => features(
             answer.child(identity("conference", "text", "Rooms")),

@@ -25,21 +25,32 @@ pub fn close() -> Element {
     Element::new("close", NS_FRAMING)
 }
 
-/// Features before authentication: the SASL mechanisms, strongest first.
-pub fn features_before_auth(mechanisms: &[&str]) -> Element {
+/// Features before authentication: the SASL mechanisms, strongest first,
+/// and in-band registration when it is on.
+pub fn features_before_auth(mechanisms: &[&str], registration: bool) -> Element {
     let mut list = Element::new("mechanisms", NS_SASL);
     for m in mechanisms {
         list = list.child(Element::new("mechanism", NS_SASL).text(*m));
     }
-    features().child(list)
+    let f = features().child(list);
+    if registration {
+        f.child(Element::new(
+            "register",
+            super::register::NS_REGISTER_FEATURE,
+        ))
+    } else {
+        f
+    }
 }
 
-/// Features of the restarted stream: resource binding and the legacy
-/// session, marked optional (RFC 3921 clients still ask for it).
+/// Features of the restarted stream: resource binding, the legacy
+/// session, marked optional (RFC 3921 clients still ask for it), and
+/// roster versioning.
 pub fn features_after_auth() -> Element {
     features()
         .child(Element::new("bind", NS_BIND))
         .child(Element::new("session", NS_SESSION).child(Element::new("optional", NS_SESSION)))
+        .child(Element::new("ver", super::roster::NS_ROSTER_VER))
 }
 
 fn features() -> Element {

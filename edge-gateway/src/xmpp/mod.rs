@@ -4,9 +4,12 @@
 //! auth service, resource binding (which starts a platform session, like
 //! an IRC registration), then MUC rooms that are the router's rooms,
 //! one-to-one messages with anyone on any protocol, MAM from the history
-//! service, and disco. The roster and presence subscriptions come next.
+//! service, disco, and the person's own things: roster and presence
+//! subscriptions (stored by the auth service), presence broadcast and
+//! probes between sessions, carbons, vCards and in-band registration.
 
 mod bind;
+mod carbons;
 mod chat;
 mod conn;
 mod disco;
@@ -16,10 +19,14 @@ mod jid;
 mod mam;
 mod muc;
 mod presence;
+mod register;
+mod requests;
+mod roster;
 mod sasl;
 mod session;
 mod stanza_error;
 mod stream_error;
+mod vcard;
 mod xml;
 
 use std::collections::HashSet;

@@ -20,6 +20,9 @@ pub enum StanzaCondition {
     NotAuthorized,
     PolicyViolation,
     RegistrationRequired,
+    RemoteServerNotFound,
+    RemoteServerTimeout,
+    ResourceConstraint,
     ServiceUnavailable,
 }
 
@@ -38,6 +41,9 @@ impl StanzaCondition {
             StanzaCondition::NotAuthorized => "not-authorized",
             StanzaCondition::PolicyViolation => "policy-violation",
             StanzaCondition::RegistrationRequired => "registration-required",
+            StanzaCondition::RemoteServerNotFound => "remote-server-not-found",
+            StanzaCondition::RemoteServerTimeout => "remote-server-timeout",
+            StanzaCondition::ResourceConstraint => "resource-constraint",
             StanzaCondition::ServiceUnavailable => "service-unavailable",
         }
     }
@@ -47,10 +53,13 @@ impl StanzaCondition {
         match self {
             BadRequest | JidMalformed | NotAcceptable | PolicyViolation => "modify",
             Forbidden | NotAuthorized | RegistrationRequired => "auth",
-            InternalServerError => "wait",
-            Conflict | FeatureNotImplemented | ItemNotFound | NotAllowed | ServiceUnavailable => {
-                "cancel"
-            }
+            InternalServerError | RemoteServerTimeout | ResourceConstraint => "wait",
+            Conflict
+            | FeatureNotImplemented
+            | ItemNotFound
+            | NotAllowed
+            | RemoteServerNotFound
+            | ServiceUnavailable => "cancel",
         }
     }
 
