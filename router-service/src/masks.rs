@@ -4,11 +4,31 @@
 //! of characters and `?` exactly one. Matching folds ASCII case, like room
 //! and nick names do (`CASEMAPPING=ascii`).
 
+/// The account extban: `$a:<account glob>` matches sessions logged in to
+/// a matching account, whatever their nick or host (how XMPP bans by JID).
+pub const ACCOUNT_PREFIX: &str = "$a:";
+
+/// Whether ban `mask` matches a session with this hostmask and account.
+pub fn bans(mask: &str, hostmask: &str, account: Option<&str>) -> bool {
+    match mask.strip_prefix(ACCOUNT_PREFIX) {
+        Some(glob) => account.is_some_and(|a| matches(glob, a)),
+        None => matches(mask, hostmask),
+    }
+}
+
 /// Completes a partial mask the way IRC servers do, so that the stored ban
 /// always has the `nick!user@host` shape it is matched against:
 /// `nick` → `nick!*@*`, `nick!user` → `nick!user@*`, `user@host` →
 /// `*!user@host`. Empty parts become `*`.
 pub fn normalize(mask: &str) -> String {
+    if let Some(account) = mask.strip_prefix(ACCOUNT_PREFIX) {
+        // An account extban is kept as written (an empty one matches any
+        // logged-in user).
+        return format!(
+            "{ACCOUNT_PREFIX}{}",
+            if account.is_empty() { "*" } else { account }
+        );
+    }
     let or_star = |s: &str| {
         if s.is_empty() {
             "*".to_string()
@@ -98,5 +118,15 @@ mod tests {
         let subject = "a".repeat(500);
         let mask = format!("{}b", "*a".repeat(200));
         assert!(!matches(&mask, &subject));
+    }
+
+    #[test]
+    fn account_extbans_match_the_account_only() {
+        assert_eq!(normalize("$a:Alice"), "$a:Alice");
+        assert_eq!(normalize("$a:"), "$a:*");
+        assert!(bans("$a:alice", "anything!u@h", Some("alice")));
+        assert!(!bans("$a:alice", "alice!alice@h", None));
+        assert!(!bans("$a:alice", "x!y@z", Some("alicia")));
+        assert!(bans("*!*@h", "x!y@h", None));
     }
 }

@@ -231,7 +231,8 @@ impl Room {
         self.invited.retain(|s| s != sid);
     }
 
-    /// Whether a ban mask matches the actor's `nick!user@host`.
+    /// Whether a ban mask matches the actor's `nick!user@host` (or, for an
+    /// account extban, its account).
     pub fn is_banned(&self, actor: &Actor) -> bool {
         if self.bans.is_empty() {
             return false;
@@ -239,7 +240,7 @@ impl Room {
         let hostmask = actor.hostmask();
         self.bans
             .iter()
-            .any(|ban| masks::matches(&ban.mask, &hostmask))
+            .any(|ban| masks::bans(&ban.mask, &hostmask, actor.account.as_deref()))
     }
 
     /// Op or voice: what lets a member speak under `+m` or a matching ban.

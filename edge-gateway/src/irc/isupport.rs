@@ -25,6 +25,7 @@ pub fn tokens(network: &str, chathistory_max: u32) -> Vec<String> {
         "CHANTYPES=#".into(),
         format!("CHATHISTORY={chathistory_max}"),
         "ELIST=U".into(),
+        "EXTBAN=$,a".into(),
         "HOSTLEN=64".into(),
         format!("KICKLEN={KICKLEN}"),
         "MAXLIST=b:100".into(),

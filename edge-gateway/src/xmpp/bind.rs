@@ -15,7 +15,9 @@ use super::stanza_error::{self, StanzaCondition};
 use super::stream_error::Condition;
 use super::vcard::NS_VCARD;
 use super::xml::{Element, NS_CLIENT};
-use super::{carbons, chat, disco, history, mam, muc, presence, register, roster, session, vcard};
+use super::{
+    carbons, chat, disco, history, mam, muc, muc_admin, presence, register, roster, session, vcard,
+};
 
 /// The longest resource accepted (RFC 7622 §3.4).
 const MAX_RESOURCE_BYTES: usize = 1023;
@@ -131,6 +133,10 @@ async fn on_iq(c: &mut Conn, iq: &Element) -> Result<(), End> {
         }
         ("set", "vCard", NS_VCARD) => {
             vcard::on_set(c, iq, payload).await;
+            Ok(())
+        }
+        (_, "query", muc_admin::NS_MUC_ADMIN) => {
+            muc_admin::on_iq(c, iq, payload).await;
             Ok(())
         }
         (_, "query", NS_REGISTER) => {

@@ -18,6 +18,7 @@ mod history;
 mod jid;
 mod mam;
 mod muc;
+mod muc_admin;
 mod presence;
 mod register;
 mod requests;

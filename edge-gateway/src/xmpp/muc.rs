@@ -93,6 +93,41 @@ fn muc_user_x(op: bool, voice: bool, statuses: &[u16]) -> Element {
     x
 }
 
+/// An occupant's (op, voice), if `nick` is in `room` as this session sees it.
+pub fn occupant_flags(c: &Conn, room: &str, nick: &str) -> Option<(bool, bool)> {
+    let occ = c.session.as_ref()?.rooms.get(&fold(room))?;
+    occ.occupants.get(&fold(nick)).map(|o| (o.op, o.voice))
+}
+
+/// Every occupant of `room` with whether it is an operator.
+pub fn occupant_roles(c: &Conn, room: &str) -> Vec<(String, bool)> {
+    let Some(occ) = c.session.as_ref().and_then(|s| s.rooms.get(&fold(room))) else {
+        return Vec::new();
+    };
+    occ.occupants
+        .values()
+        .map(|o| (o.nick.clone(), o.op))
+        .collect()
+}
+
+/// The nicks in `room` that belong to sessions of `account`: the account
+/// name itself and its `account|n` siblings (XMPP sessions, and IRC users
+/// whose nick is their account).
+pub fn nicks_of_account(c: &Conn, room: &str, account: &str) -> Vec<String> {
+    let Some(occ) = c.session.as_ref().and_then(|s| s.rooms.get(&fold(room))) else {
+        return Vec::new();
+    };
+    let account = fold(account);
+    occ.occupants
+        .values()
+        .filter(|o| {
+            let n = fold(&o.nick);
+            n == account || n.split_once('|').is_some_and(|(base, _)| base == account)
+        })
+        .map(|o| o.nick.clone())
+        .collect()
+}
+
 /// ISO 8601 with milliseconds, UTC (XEP-0082).
 pub fn stamp(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
@@ -409,6 +444,7 @@ pub async fn on_reply(c: &mut Conn, r: &SessionReply) {
                 None,
             ));
         }
+        (reply, Op::Admin { iq }) => super::muc_admin::on_reply(c, &iq, reply),
         (Reply::Error { code, .. }, Op::Other { room }) => {
             let from = jid::room_jid(&room, &c.xmpp.domain);
             c.push(message_error(
@@ -611,8 +647,10 @@ fn render(c: &mut Conn, ev: &RoomEvent) -> bool {
         .unwrap_or_default();
     let mut reflected_id = None;
     if mine {
-        if let Some(Op::Message { id, .. }) = c.session.as_mut().and_then(|s| s.answered(&ev.id)) {
-            reflected_id = id;
+        match c.session.as_mut().and_then(|s| s.answered(&ev.id)) {
+            Some(Op::Message { id, .. }) => reflected_id = id,
+            Some(Op::Admin { iq }) => super::bind::result(c, &iq, None),
+            _ => {}
         }
     }
     let Some(occ) = c.session.as_mut().and_then(|s| s.rooms.get_mut(room)) else {

@@ -43,6 +43,8 @@ pub enum Op {
     Message { to: String, id: Option<String> },
     /// Anything else about a room (leave, kick, role changes).
     Other { room: String },
+    /// A `muc#admin` iq, answered by the room's event or the router's reply.
+    Admin { iq: super::xml::Element },
 }
 
 pub struct Session {
