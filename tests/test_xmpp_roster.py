@@ -379,3 +379,18 @@ def test_in_band_registration_creates_a_usable_account(platform, uniq):
         assert agent.jid.startswith(f"{name}@localhost/")
     finally:
         agent.close()
+
+
+def test_a_ghosted_xmpp_session_ends_with_conflict(platform, clients, agents, uniq):
+    """NickServ GHOST from IRC (the same account) ends the XMPP stream with
+    the `conflict` stream error: the session was replaced (RFC 6120 §4.9.3.3)."""
+    from harness.accounts import LOGIN_TIMEOUT, nickserv, sasl_connect
+
+    name, pw = account(platform, uniq, "gx")
+    xmpp = agents(platform, name, pw, gw=1)
+    irc = clients.connect(0, platform)
+    result, _ = sasl_connect(irc, uniq("gxi"), name, pw)
+    assert result == "903", result
+    nickserv(irc, f"GHOST {name}")
+    ended = xmpp._wait_event(lambda e: e["event"] in ("error", "exit", "offline"), LOGIN_TIMEOUT)
+    assert ended and ended["event"] == "error" and ended.get("condition") == "conflict", ended

@@ -14,7 +14,7 @@ use futures::StreamExt;
 
 use crate::gateway::Gateway;
 use crate::registry::RegistryError;
-use crate::sessions::SessionShared;
+use crate::sessions::{KillCause, SessionShared};
 
 /// Sessions refreshed concurrently.
 const CONCURRENCY: usize = 32;
@@ -51,7 +51,7 @@ async fn refresh(gw: &Gateway, s: Arc<SessionShared>) {
         Ok(rev) => st.nick_rev = rev,
         Err(RegistryError::NickLost) => {
             tracing::warn!(sid = %s.sid, nick = %st.record.actor.nick, "heartbeat: nick claim lost");
-            s.kill.kill("Nick collision");
+            s.kill.kill(KillCause::Replaced, "Nick collision");
         }
         Err(e) => tracing::warn!(sid = %s.sid, error = %e, "heartbeat: nick claim"),
     }

@@ -20,35 +20,53 @@ pub enum Outbound {
     Reply(Arc<SessionReply>),
 }
 
+/// Why a connection is ended from outside, for protocols that say it in
+/// their own words (XMPP picks its stream error by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillCause {
+    /// Someone else took the session's place: NickServ GHOST, an operator
+    /// KILL, a nick claim lost to another session.
+    Replaced,
+    /// The client did not keep up with its deliveries.
+    SendQ,
+    /// The platform could not serve the session (NATS or the broker away).
+    Unavailable,
+}
+
 /// A request to end a connection from outside its task (SendQ exceeded,
 /// nick claim lost). The first reason given wins.
 #[derive(Debug, Default)]
 pub struct Kill {
-    reason: Mutex<Option<String>>,
+    reason: Mutex<Option<(KillCause, String)>>,
     notify: Notify,
 }
 
 impl Kill {
-    pub fn kill(&self, reason: &str) {
+    pub fn kill(&self, cause: KillCause, reason: &str) {
         let mut r = self.reason.lock().unwrap_or_else(|p| p.into_inner());
         if r.is_none() {
-            *r = Some(reason.to_string());
+            *r = Some((cause, reason.to_string()));
         }
         drop(r);
         self.notify.notify_one();
     }
 
-    pub fn reason(&self) -> Option<String> {
+    fn get(&self) -> Option<(KillCause, String)> {
         self.reason
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
-    /// Resolves with the reason once [`Kill::kill`] was called.
-    pub async fn wait(&self) -> String {
+    /// The reason, as the client is told it.
+    pub fn reason(&self) -> Option<String> {
+        self.get().map(|(_, r)| r)
+    }
+
+    /// Resolves with the cause and reason once [`Kill::kill`] was called.
+    pub async fn wait(&self) -> (KillCause, String) {
         loop {
-            if let Some(r) = self.reason() {
+            if let Some(r) = self.get() {
                 return r;
             }
             self.notify.notified().await;
@@ -124,7 +142,7 @@ impl Sessions {
                 if handle.shared.kill.reason().is_none() {
                     metrics::sendq_kill();
                 }
-                handle.shared.kill.kill("SendQ exceeded");
+                handle.shared.kill.kill(KillCause::SendQ, "SendQ exceeded");
                 true
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,

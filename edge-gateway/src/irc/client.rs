@@ -28,7 +28,7 @@ use super::reservation::Guard;
 use crate::bus_link::{confirmed, Outcome};
 use crate::gateway::Gateway;
 use crate::metrics;
-use crate::sessions::{Kill, Outbound, SessionShared};
+use crate::sessions::{Kill, KillCause, Outbound, SessionShared};
 
 /// Recent cross-room event ids remembered per connection.
 const RECENT_EVENTS: usize = 128;
@@ -55,7 +55,7 @@ impl OutQueue {
                 if self.kill.reason().is_none() {
                     metrics::sendq_kill();
                 }
-                self.kill.kill("SendQ exceeded");
+                self.kill.kill(KillCause::SendQ, "SendQ exceeded");
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
@@ -431,7 +431,8 @@ impl Client {
     /// connection with `Killed (<reason>)`.
     pub fn on_direct(&mut self, d: &Direct) {
         if let DirectBody::Kill { reason } = &d.body {
-            self.kill.kill(&format!("Killed ({reason})"));
+            self.kill
+                .kill(KillCause::Replaced, &format!("Killed ({reason})"));
             return;
         }
         let lines = render::direct(d, &self.view());

@@ -162,7 +162,7 @@ pub async fn run<S: LineSource>(
         let guard_deadline = reservation::deadline(&c);
         let history_deadline = history::deadline(&c);
         tokio::select! {
-            r = kill.wait() => break r,
+            (_, r) = kill.wait() => break r,
             _ = shutdown.wait() => break "Server shutting down".to_string(),
             frame = source.next_frame(), if can_read => match frame {
                 Ok(Some(f)) => {

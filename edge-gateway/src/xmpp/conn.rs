@@ -26,7 +26,7 @@ use super::{
 use crate::bus_link::{confirmed, next_delivery, Outcome};
 use crate::config::XmppConfig;
 use crate::gateway::Gateway;
-use crate::sessions::{Kill, Outbound};
+use crate::sessions::{Kill, KillCause, Outbound};
 
 /// How long the auth service may take to answer a SASL step.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -286,7 +286,8 @@ impl Conn {
             } => carbons::on_direct(self, sent, &stanza, &except),
             _ => {
                 if let Some(reason) = chat::on_direct(self, &direct).await {
-                    self.kill.kill(&format!("Killed ({reason})"));
+                    self.kill
+                        .kill(KillCause::Replaced, &format!("Killed ({reason})"));
                 }
             }
         }
@@ -395,9 +396,13 @@ impl Conn {
                     }
                     Ok(())
                 }
-                reason = kill.wait() => {
+                (cause, reason) = kill.wait() => {
                     tracing::debug!(%reason, "xmpp: stream killed");
-                    Err(End::Error(if reason.starts_with("Killed") { Condition::Conflict } else { Condition::PolicyViolation }))
+                    Err(End::Error(match cause {
+                        KillCause::Replaced => Condition::Conflict,
+                        KillCause::SendQ => Condition::PolicyViolation,
+                        KillCause::Unavailable => Condition::InternalServerError,
+                    }))
                 }
                 _ = sleep_until_opt(auth_deadline) => { sasl::on_timeout(self); Ok(()) }
                 _ = sleep_until_opt(lookup_deadline) => { chat::on_timeout(self); Ok(()) }

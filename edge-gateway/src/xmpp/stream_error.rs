@@ -9,6 +9,7 @@ use super::xml::Element;
 pub enum Condition {
     Conflict,
     HostUnknown,
+    InternalServerError,
     InvalidNamespace,
     NotAuthorized,
     NotWellFormed,
@@ -24,6 +25,7 @@ impl Condition {
         match self {
             Condition::Conflict => "conflict",
             Condition::HostUnknown => "host-unknown",
+            Condition::InternalServerError => "internal-server-error",
             Condition::InvalidNamespace => "invalid-namespace",
             Condition::NotAuthorized => "not-authorized",
             Condition::NotWellFormed => "not-well-formed",

@@ -9,7 +9,7 @@ use crate::irc::isupport;
 use crate::irc::line::{truncated, Message};
 use crate::irc::numeric::*;
 use crate::irc::validate::{username, valid_nick, REALNAMELEN, REASONLEN};
-use crate::sessions::{self, StartError};
+use crate::sessions::{self, KillCause, StartError};
 
 /// `CAP LS [302] | LIST | REQ :caps | END`.
 pub async fn cap(c: &mut Client, m: &Message) {
@@ -163,7 +163,8 @@ pub async fn complete(c: &mut Client) {
         }
         Err(e) => {
             tracing::warn!(error = %e, "starting a session failed");
-            c.kill.kill("Service temporarily unavailable");
+            c.kill
+                .kill(KillCause::Unavailable, "Service temporarily unavailable");
             return;
         }
     };
@@ -174,7 +175,8 @@ pub async fn complete(c: &mut Client) {
     });
     c.inbox = Some(started.inbox);
     if !c.ensure_session_queue().await {
-        c.kill.kill("Service temporarily unavailable");
+        c.kill
+            .kill(KillCause::Unavailable, "Service temporarily unavailable");
         return;
     }
     tracing::debug!(%sid, %nick, host = %c.host, "registered");
