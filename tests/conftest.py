@@ -146,3 +146,21 @@ def uniq():
         return f"{base}{secrets.token_hex(3)}"
 
     return make
+
+
+@pytest.fixture
+def agents():
+    """agents(platform, account, password, gw=0, resource=None) → a logged-in
+    XmppAgent (@xmpp/client), closed after the test."""
+    from harness.xmppagent import XmppAgent, ws_url
+
+    opened = []
+
+    def make(plat, name: str, pw: str, gw: int = 0, resource: str | None = None):
+        a = XmppAgent(ws_url(plat, gw), name, pw, resource)
+        opened.append(a)
+        return a
+
+    yield make
+    for a in opened:
+        a.close()

@@ -12,42 +12,14 @@ join history and MAM with RSM paging; disco; the errors.
 from __future__ import annotations
 
 import re
-import secrets
-
-import pytest
 
 from harness.raw import by, esc
 from harness.xmppagent import (
-    C, DELAY, FORWARD, MAM, MUC_USER, RSM, SID, XmppAgent, is_message, is_presence,
+    C, DELAY, FORWARD, MAM, MUC_USER, RSM, SID, XmppAgent, create_account, is_message, is_presence,
 )
 
 CAPS = ("echo-message", "message-tags", "server-time")
 MUC = "conference.localhost"
-
-
-def url(plat, gw: int = 0) -> str:
-    return f"ws://127.0.0.1:{plat.gateway(gw).http_port}/xmpp"
-
-
-def account(plat, uniq, base: str) -> tuple[str, str]:
-    name, pw = uniq(base), "pw-" + secrets.token_urlsafe(10)
-    proc = plat.chatctl("account", "create", name, stdin=pw + "\n")
-    assert proc.returncode == 0, f"chatctl: {proc.returncode} {proc.stdout} {proc.stderr}"
-    return name, pw
-
-
-@pytest.fixture
-def agents():
-    opened: list[XmppAgent] = []
-
-    def make(plat, name: str, pw: str, gw: int = 0, resource: str | None = None) -> XmppAgent:
-        a = XmppAgent(url(plat, gw), name, pw, resource)
-        opened.append(a)
-        return a
-
-    yield make
-    for a in opened:
-        a.close()
 
 
 def join(agent: XmppAgent, room: str, nick: str, history: int = 0) -> list:
@@ -70,7 +42,7 @@ def groupchat(agent: XmppAgent, room: str, text: str, ident: str) -> None:
 def test_irc_and_xmpp_meet_in_one_room_in_one_order(platform, clients, agents, uniq):
     room = uniq("mix")
     chan = "#" + room
-    name, pw = account(platform, uniq, "xa")
+    name, pw = create_account(platform, uniq, "xa")
     bob = clients.user(uniq("ib"), gw=1, caps=CAPS)
     carol = clients.user(uniq("ic"), gw=0, caps=CAPS)
     bob.join(chan)
@@ -155,7 +127,7 @@ def test_irc_and_xmpp_meet_in_one_room_in_one_order(platform, clients, agents, u
 def test_kick_and_errors_in_rooms(platform, clients, agents, uniq):
     room = uniq("kick")
     chan = "#" + room
-    name, pw = account(platform, uniq, "xk")
+    name, pw = create_account(platform, uniq, "xk")
     op = clients.user(uniq("op"), caps=CAPS)
     op.join(chan)
     alice = agents(platform, name, pw)
@@ -201,7 +173,7 @@ def test_kick_and_errors_in_rooms(platform, clients, agents, uniq):
 
 
 def test_one_to_one_between_irc_and_xmpp(platform, clients, agents, uniq):
-    name, pw = account(platform, uniq, "xd")
+    name, pw = create_account(platform, uniq, "xd")
     alice = agents(platform, name, pw, gw=1)
     bob = clients.user(uniq("db"), gw=0, caps=CAPS)
 
@@ -218,7 +190,7 @@ def test_one_to_one_between_irc_and_xmpp(platform, clients, agents, uniq):
     bob.expect(r"^@\S*\+typing=active\S* :" + re.escape(name) + rf"!\S+ TAGMSG {esc(bob.nick)}$")
 
     # Two XMPP users talk too; the recipient's history holds the conversation.
-    other, opw = account(platform, uniq, "xe")
+    other, opw = create_account(platform, uniq, "xe")
     eve = agents(platform, other, opw, gw=0)
     eve.send(f"<message to='{name}@localhost' type='chat'><body>xmpp to xmpp</body></message>")
     alice.expect(is_message(f"{other}@localhost", "chat", "xmpp to xmpp"))
@@ -236,11 +208,11 @@ def test_one_to_one_between_irc_and_xmpp(platform, clients, agents, uniq):
 
 
 def test_offline_messages_wait_for_the_next_xmpp_login(platform, clients, agents, uniq):
-    name, pw = account(platform, uniq, "xo")
+    name, pw = create_account(platform, uniq, "xo")
     bob = clients.user(uniq("ob"), caps=CAPS)
     bob.send(f"PRIVMSG {name} :while you were out")
     bob.expect(by(bob.nick) + rf"PRIVMSG {esc(name)} :while you were out$", 10)
-    sender, spw = account(platform, uniq, "xs")
+    sender, spw = create_account(platform, uniq, "xs")
     eve = agents(platform, sender, spw)
     eve.send(f"<message to='{name}@localhost' type='chat' id='o1'><body>xmpp offline too</body></message>")
     eve.expect_none(lambda s: s.get("id") == "o1", within=1.5)
@@ -260,7 +232,7 @@ def test_offline_messages_wait_for_the_next_xmpp_login(platform, clients, agents
 def test_join_history_and_mam_on_a_room(platform, clients, agents, uniq):
     room = uniq("arch")
     chan = "#" + room
-    name, pw = account(platform, uniq, "xm")
+    name, pw = create_account(platform, uniq, "xm")
     bob = clients.user(uniq("mb"), gw=1, caps=CAPS)
     bob.join(chan)
     alice = agents(platform, name, pw)
@@ -276,7 +248,7 @@ def test_join_history_and_mam_on_a_room(platform, clients, agents, uniq):
 
     # A second XMPP session joining with history gets the last 5, delayed,
     # before the subject.
-    other, opw = account(platform, uniq, "xh")
+    other, opw = create_account(platform, uniq, "xh")
     eve = agents(platform, other, opw, gw=1)
     eve.send(f"<presence to='{room}@{MUC}/{other}'><x xmlns='http://jabber.org/protocol/muc'>"
              "<history maxstanzas='5'/></x></presence>")
@@ -308,7 +280,7 @@ def test_join_history_and_mam_on_a_room(platform, clients, agents, uniq):
     assert empty == [] and fin.get("complete") == "true"
 
     # Not a member: the archive is forbidden.
-    outsider, xpw = account(platform, uniq, "xn")
+    outsider, xpw = create_account(platform, uniq, "xn")
     x = agents(platform, outsider, xpw)
     x.send(f"<iq type='set' id='no' to='{room}@{MUC}'><query xmlns='urn:xmpp:mam:2'/></iq>")
     err = x.expect(lambda s: s.get("id") == "no")
@@ -317,7 +289,7 @@ def test_join_history_and_mam_on_a_room(platform, clients, agents, uniq):
 
 def test_disco_tells_what_exists(platform, clients, agents, uniq):
     room = uniq("disco")
-    name, pw = account(platform, uniq, "xi")
+    name, pw = create_account(platform, uniq, "xi")
     bob = clients.user(uniq("sb"), caps=CAPS)
     bob.join("#" + room)
     bob.send(f"MODE #{room} +k key")

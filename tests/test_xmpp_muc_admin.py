@@ -9,39 +9,12 @@ from __future__ import annotations
 
 import secrets
 
-import pytest
-
 from harness.raw import esc
-from harness.xmppagent import C, MUC_USER, XmppAgent, is_presence
+from harness.xmppagent import C, MUC_USER, XmppAgent, create_account, is_presence
 
 CAPS = ("echo-message", "message-tags", "server-time")
 MUC = "conference.localhost"
 ADMIN = "http://jabber.org/protocol/muc#admin"
-
-
-def url(plat, gw: int = 0) -> str:
-    return f"ws://127.0.0.1:{plat.gateway(gw).http_port}/xmpp"
-
-
-def account(plat, uniq, base: str) -> tuple[str, str]:
-    name, pw = uniq(base), "pw-" + secrets.token_urlsafe(10)
-    proc = plat.chatctl("account", "create", name, stdin=pw + "\n")
-    assert proc.returncode == 0, f"chatctl: {proc.returncode} {proc.stdout} {proc.stderr}"
-    return name, pw
-
-
-@pytest.fixture
-def agents():
-    opened: list[XmppAgent] = []
-
-    def make(plat, name: str, pw: str, gw: int = 0) -> XmppAgent:
-        a = XmppAgent(url(plat, gw), name, pw)
-        opened.append(a)
-        return a
-
-    yield make
-    for a in opened:
-        a.close()
 
 
 def join(agent: XmppAgent, room: str, nick: str):
@@ -67,8 +40,8 @@ def role_of(s) -> str | None:
 def test_moderation_from_xmpp_is_irc_modes_and_kicks(platform, clients, agents, uniq):
     room = uniq("adm")
     chan = "#" + room
-    alice_name, apw = account(platform, uniq, "ma")
-    bob_name, bpw = account(platform, uniq, "mb")
+    alice_name, apw = create_account(platform, uniq, "ma")
+    bob_name, bpw = create_account(platform, uniq, "mb")
     alice = agents(platform, alice_name, apw)
     me = join(alice, room, alice_name)
     assert role_of(me) == "moderator", me  # she created the room

@@ -18,38 +18,13 @@ import xml.etree.ElementTree as ET
 import pytest
 import websockets
 
-from harness.xmppagent import C, XmppAgent, is_message, is_presence
+from harness.xmppagent import C, create_account, ws_url, XmppAgent, is_message, is_presence
 
 ROSTER = "{jabber:iq:roster}"
 CARBONS = "{urn:xmpp:carbons:2}"
 FORWARD = "{urn:xmpp:forward:0}"
 VCARD = "{vcard-temp}"
 FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"
-
-
-def url(plat, gw: int = 0) -> str:
-    return f"ws://127.0.0.1:{plat.gateway(gw).http_port}/xmpp"
-
-
-def account(plat, uniq, base: str) -> tuple[str, str]:
-    name, pw = uniq(base), "pw-" + secrets.token_urlsafe(10)
-    proc = plat.chatctl("account", "create", name, stdin=pw + "\n")
-    assert proc.returncode == 0, f"chatctl: {proc.returncode} {proc.stdout} {proc.stderr}"
-    return name, pw
-
-
-@pytest.fixture
-def agents():
-    opened: list[XmppAgent] = []
-
-    def make(plat, name: str, pw: str, gw: int = 0, resource: str | None = None) -> XmppAgent:
-        a = XmppAgent(url(plat, gw), name, pw, resource)
-        opened.append(a)
-        return a
-
-    yield make
-    for a in opened:
-        a.close()
 
 
 def iq(agent: XmppAgent, kind: str, payload: str, to: str | None = None):
@@ -103,8 +78,8 @@ def rows(plat, account: str) -> dict[str, tuple]:
 
 
 def test_subscription_handshake_pushes_and_presence(platform, agents, uniq):
-    alice, apw = account(platform, uniq, "ra")
-    bob, bpw = account(platform, uniq, "rb")
+    alice, apw = create_account(platform, uniq, "ra")
+    bob, bpw = create_account(platform, uniq, "rb")
     a1 = agents(platform, alice, apw, gw=0, resource="phone")
     a2 = agents(platform, alice, apw, gw=1, resource="laptop")
     b1 = agents(platform, bob, bpw, gw=1, resource="desk")
@@ -178,8 +153,8 @@ def test_subscription_handshake_pushes_and_presence(platform, agents, uniq):
 
 
 def test_probes_answer_with_contacts_presence(platform, agents, uniq):
-    alice, apw = account(platform, uniq, "pa")
-    bob, bpw = account(platform, uniq, "pb")
+    alice, apw = create_account(platform, uniq, "pa")
+    bob, bpw = create_account(platform, uniq, "pb")
     a1 = agents(platform, alice, apw)
     b1 = agents(platform, bob, bpw, gw=1, resource="home")
     # Mutual subscription.
@@ -205,8 +180,8 @@ def test_probes_answer_with_contacts_presence(platform, agents, uniq):
 
 
 def test_requests_wait_for_an_offline_account_and_can_be_refused(platform, agents, uniq):
-    alice, apw = account(platform, uniq, "oa")
-    carol, cpw = account(platform, uniq, "oc")
+    alice, apw = create_account(platform, uniq, "oa")
+    carol, cpw = create_account(platform, uniq, "oc")
     a1 = agents(platform, alice, apw)
     roster_get(a1)
     a1.send(f"<presence to='{bare(carol)}' type='subscribe'/>")
@@ -251,8 +226,8 @@ def test_requests_wait_for_an_offline_account_and_can_be_refused(platform, agent
     ids=["two-items", "other-domain", "empty-group", "no-account", "full-jid", "long-name"],
 )
 def test_roster_set_errors(platform, agents, uniq, query, condition):
-    alice, apw = account(platform, uniq, "ea")
-    bob, _ = account(platform, uniq, "eb")
+    alice, apw = create_account(platform, uniq, "ea")
+    bob, _ = create_account(platform, uniq, "eb")
     a1 = agents(platform, alice, apw)
     ans = iq(a1, "set", query.format(a=bare(alice), b=bare(bob), x=secrets.token_hex(3)))
     assert ans.get("type") == "error" and ans.error() == condition, ans
@@ -261,8 +236,8 @@ def test_roster_set_errors(platform, agents, uniq, query, condition):
 
 
 def test_carbons_copy_to_the_accounts_other_sessions(platform, agents, uniq):
-    alice, apw = account(platform, uniq, "ca")
-    bob, bpw = account(platform, uniq, "cb")
+    alice, apw = create_account(platform, uniq, "ca")
+    bob, bpw = create_account(platform, uniq, "cb")
     a1 = agents(platform, alice, apw, gw=0, resource="one")
     a2 = agents(platform, alice, apw, gw=1, resource="two")
     a3 = agents(platform, alice, apw, gw=1, resource="three")  # carbons not enabled
@@ -303,8 +278,8 @@ def test_carbons_copy_to_the_accounts_other_sessions(platform, agents, uniq):
 
 
 def test_vcards_are_stored_and_readable_by_others(platform, agents, uniq):
-    alice, apw = account(platform, uniq, "va")
-    bob, bpw = account(platform, uniq, "vb")
+    alice, apw = create_account(platform, uniq, "va")
+    bob, bpw = create_account(platform, uniq, "vb")
     a1 = agents(platform, alice, apw)
     b1 = agents(platform, bob, bpw, gw=1)
     empty = iq(a1, "get", "<vCard xmlns='vcard-temp'/>")
@@ -350,7 +325,7 @@ def test_in_band_registration_creates_a_usable_account(platform, uniq):
         return await _recv(ws)
 
     async def go():
-        async with websockets.connect(url(platform), subprotocols=["xmpp"], open_timeout=10) as ws:
+        async with websockets.connect(ws_url(platform), subprotocols=["xmpp"], open_timeout=10) as ws:
             features = await _open(ws)
             assert "http://jabber.org/features/iq-register" in features, features
             await ws.send("<iq xmlns='jabber:client' type='get' id='f1'><query xmlns='jabber:iq:register'/></iq>")
@@ -374,7 +349,7 @@ def test_in_band_registration_creates_a_usable_account(platform, uniq):
 
     asyncio.run(go())
     # ...and a real client logs in with it.
-    agent = XmppAgent(url(platform, 1), name, pw)
+    agent = XmppAgent(ws_url(platform, 1), name, pw)
     try:
         assert agent.jid.startswith(f"{name}@localhost/")
     finally:
@@ -386,7 +361,7 @@ def test_a_ghosted_xmpp_session_ends_with_conflict(platform, clients, agents, un
     the `conflict` stream error: the session was replaced (RFC 6120 §4.9.3.3)."""
     from harness.accounts import LOGIN_TIMEOUT, nickserv, sasl_connect
 
-    name, pw = account(platform, uniq, "gx")
+    name, pw = create_account(platform, uniq, "gx")
     xmpp = agents(platform, name, pw, gw=1)
     irc = clients.connect(0, platform)
     result, _ = sasl_connect(irc, uniq("gxi"), name, pw)

@@ -10,6 +10,7 @@ test writes stanzas and waits for received ones, parsed with ElementTree.
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import threading
 import time
@@ -188,3 +189,16 @@ def is_message(frm: str | None = None, type_: str | None = None, body: str | Non
             and (body is None or s.body() == body)
         )
     return pred
+
+
+def ws_url(plat, gw: int = 0) -> str:
+    """The XMPP-over-WebSocket address of a platform's gateway `gw`."""
+    return f"ws://127.0.0.1:{plat.gateway(gw).http_port}/xmpp"
+
+
+def create_account(plat, uniq, base: str) -> tuple[str, str]:
+    """A fresh account (made with chatctl): its name and password."""
+    name, pw = uniq(base), "pw-" + secrets.token_urlsafe(10)
+    proc = plat.chatctl("account", "create", name, stdin=pw + "\n")
+    assert proc.returncode == 0, f"chatctl: {proc.returncode} {proc.stdout} {proc.stderr}"
+    return name, pw

@@ -21,6 +21,7 @@ use std::collections::BTreeSet;
 
 use bus::schema::{Actor, AuthRequestBody, Direct, DirectBody, SubscriptionAction, SCHEMA_VERSION};
 
+use super::bind::error;
 use super::conn::Conn;
 use super::jid::{self, Jid};
 use super::muc;
@@ -65,18 +66,7 @@ pub async fn on_presence(c: &mut Conn, e: &Element) {
         None => None,
         Some(raw) => match Jid::parse(raw) {
             Some(j) => Some(j),
-            None => {
-                let from = c.xmpp.domain.clone();
-                let me = c.jid.clone();
-                let reply = super::stanza_error::reply(
-                    e,
-                    StanzaCondition::JidMalformed,
-                    &from,
-                    me.as_deref(),
-                );
-                c.push(reply);
-                return;
-            }
+            None => return error(c, e, StanzaCondition::JidMalformed),
         },
     };
     let kind = e.get_attr("type");
@@ -94,15 +84,7 @@ pub async fn on_presence(c: &mut Conn, e: &Element) {
                 }
                 Some(acct) => on_directed(c, e, kind, acct).await,
                 None if to.domain != c.xmpp.domain => {
-                    let from = c.xmpp.domain.clone();
-                    let me = c.jid.clone();
-                    let reply = super::stanza_error::reply(
-                        e,
-                        StanzaCondition::RemoteServerNotFound,
-                        &from,
-                        me.as_deref(),
-                    );
-                    c.push(reply);
+                    error(c, e, StanzaCondition::RemoteServerNotFound)
                 }
                 None => {}
             }
