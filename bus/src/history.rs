@@ -129,6 +129,29 @@ pub enum HistoryQuery {
     Pending { limit: u32 },
     /// The requester's gateway showed these pending messages (by id).
     AckPending { ids: Vec<String> },
+    /// Messages of one conversation by message number (Tinode `get data`):
+    /// those whose `mseq` lies in any of `ranges`, the newest `limit` of
+    /// them, answered oldest first as [`HistoryReplyBody::Messages`].
+    Numbered {
+        target: HistoryTarget,
+        ranges: Vec<SeqRange>,
+        limit: u32,
+    },
+}
+
+/// Message numbers `low..hi` (`hi` exclusive); without `hi`, `low` alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeqRange {
+    pub low: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hi: Option<u64>,
+}
+
+impl SeqRange {
+    /// The exclusive upper end.
+    pub fn end(&self) -> u64 {
+        self.hi.unwrap_or(self.low.saturating_add(1))
+    }
 }
 
 /// Which conversation.
@@ -213,6 +236,11 @@ pub enum HistoryReplyBody {
 pub struct HistoryItem {
     /// Position in its conversation (rooms: the router's seq).
     pub seq: u64,
+    /// The message number (rooms: [`crate::schema::RoomEvent::mseq`];
+    /// direct conversations: `seq`, every item being a message). `None`
+    /// for joins, parts and other events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mseq: Option<u64>,
     /// Message id (IRC `msgid`, XMPP `stanza-id`).
     pub id: String,
     pub at: i64,

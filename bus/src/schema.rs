@@ -271,6 +271,12 @@ pub struct RoomEvent {
     /// A gateway drops an event whose seq it has already passed: that is a
     /// redelivery after a router restart, not a new event.
     pub seq: u64,
+    /// The message number: set on PRIVMSG and NOTICE events only, gap-free
+    /// per room from 1 and never reused, not even after the room emptied.
+    /// Protocols that number messages rather than events (Tinode `seq`)
+    /// use it; the event `seq` counts joins and mode changes too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mseq: Option<u64>,
     /// Message id (IRC `msgid`, XMPP `stanza-id`): the causing intent's id.
     pub id: String,
     /// When the router accepted it (ms since the epoch; IRC `time`).
@@ -797,6 +803,9 @@ pub struct RoomRecord {
     pub created_at: i64,
     /// Seq of the last event.
     pub seq: u64,
+    /// The last message number given (see [`RoomEvent::mseq`]).
+    #[serde(default)]
+    pub mseq: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<TopicInfo>,
     pub modes: RoomModes,

@@ -176,6 +176,7 @@ mod tests {
             room: "ops".into(),
             name: "Ops".into(),
             seq,
+            mseq: None,
             id: format!("id{seq}"),
             at: 0,
             actor: actor(sid),

@@ -92,6 +92,7 @@ mod tests {
             name: "Ops".into(),
             created_at: 0,
             seq: 3,
+            mseq: 0,
             topic: None,
             modes: RoomModes::default(),
             bans: vec![],

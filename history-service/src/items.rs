@@ -101,6 +101,7 @@ impl StoredItem {
     pub fn into_history(self, seq: i64, id: String, at: DateTime<Utc>) -> HistoryItem {
         HistoryItem {
             seq: u64::try_from(seq).unwrap_or(0),
+            mseq: None,
             id,
             at: at.timestamp_millis(),
             from: self.from,
@@ -338,6 +339,7 @@ pub(crate) mod tests {
             room: "ops".into(),
             name: "Ops".into(),
             seq: 7,
+            mseq: None,
             id: "m7".into(),
             at: 1_763_787_600_123,
             actor: actor("alice", "s1", Some("Alice")),

@@ -71,6 +71,7 @@ impl Handler {
             HistoryQuery::Targets { .. } => "targets",
             HistoryQuery::Pending { .. } => "pending",
             HistoryQuery::AckPending { .. } => "ack_pending",
+            HistoryQuery::Numbered { .. } => "numbered",
         }
     }
 
@@ -98,6 +99,10 @@ impl Handler {
             code: HistoryError::InvalidTarget,
         };
         Ok(match &request.body {
+            // TODO(helper): answer by message number.
+            HistoryQuery::Numbered { .. } => HistoryReplyBody::Failure {
+                code: HistoryError::Malformed,
+            },
             HistoryQuery::Fetch {
                 target,
                 selector,

@@ -466,6 +466,7 @@ mod tests {
     fn item(id: &str, nick: &str) -> HistoryItem {
         HistoryItem {
             seq: 1,
+            mseq: None,
             id: id.into(),
             at: 0,
             from: Actor {

@@ -653,6 +653,7 @@ mod tests {
             room: "ops".into(),
             name: "Ops".into(),
             seq: 1,
+            mseq: None,
             id: "m1".into(),
             at: 1_763_787_775_123,
             actor: actor(sid, nick),
@@ -1098,6 +1099,7 @@ mod tests {
     fn stored(from: Actor, room: Option<&str>, to: Option<&str>, body: EventBody) -> HistoryItem {
         HistoryItem {
             seq: 7,
+            mseq: None,
             id: "h1".into(),
             at: 1_763_787_775_123,
             from,

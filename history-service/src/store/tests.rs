@@ -25,6 +25,7 @@ fn message(room: &str, seq: u64) -> RoomEvent {
         room: room.to_ascii_lowercase(),
         name: room.into(),
         seq,
+        mseq: None,
         id: format!("{room}-m{seq}"),
         at: at(seq),
         actor: actor("alice", "s1", Some("Alice")),
