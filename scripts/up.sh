@@ -95,7 +95,7 @@ wait_ready edge-gateway "$GATEWAY_ADMIN"
 cat <<EOF
 chat platform is up.
   IRC:           irc://127.0.0.1:6667   (e.g. irssi -c 127.0.0.1 -p 6667 -n alice)
-  XMPP:          ws://127.0.0.1:8080/xmpp (RFC 7395; so far: SASL login and resource binding)
+  XMPP:          ws://127.0.0.1:8080/xmpp (RFC 7395, domain localhost; rooms at conference.localhost)
   gateway admin: http://$GATEWAY_ADMIN/healthz  /readyz  /metrics
   router admin:  http://$ROUTER_ADMIN/healthz  /readyz  /metrics
   history admin: http://$HISTORY_ADMIN/healthz  /readyz  /metrics

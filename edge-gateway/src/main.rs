@@ -23,6 +23,7 @@ mod metrics;
 mod registry;
 mod sasl;
 mod sessions;
+mod text;
 mod xmpp;
 
 use std::path::PathBuf;

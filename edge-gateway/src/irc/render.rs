@@ -67,7 +67,9 @@ pub fn tagged(
         if !id.is_empty() {
             m = m.tag("msgid", id);
         }
-        for (k, val) in client_tags.into_iter().flatten() {
+        // Only client tags (`+…`): other keys carry another protocol's
+        // data (Tinode content) that IRC has no use for.
+        for (k, val) in client_tags.into_iter().flatten().filter(|(k, _)| k.starts_with('+')) {
             m = m.tag(k.as_str(), val.as_str());
         }
     }
@@ -90,8 +92,10 @@ fn command_of(kind: MessageKind) -> &'static str {
     }
 }
 
-/// A PRIVMSG/NOTICE/TAGMSG line from `source` to `target`, or nothing for
-/// a TAGMSG the client cannot receive.
+/// The PRIVMSG/NOTICE/TAGMSG lines from `source` to `target`: one per
+/// line of `text` (a Tinode or XMPP text may hold newlines and any length;
+/// IRC carries neither), the `msgid` on the first; nothing for a TAGMSG
+/// the client cannot receive.
 #[allow(clippy::too_many_arguments)]
 pub fn chat_line(
     source: &str,
@@ -102,16 +106,28 @@ pub fn chat_line(
     id: &str,
     at: i64,
     v: &View,
-) -> Option<Message> {
-    let m = Message::new(command_of(kind))
+) -> Vec<Message> {
+    let base = Message::new(command_of(kind))
         .with_source(source)
         .param(target);
-    let m = match kind {
-        MessageKind::Tagmsg if !v.caps.has(Cap::MessageTags) => return None,
-        MessageKind::Tagmsg => m,
-        _ => m.text(text),
-    };
-    Some(tagged(m, v, at, id, Some(tags)))
+    match kind {
+        MessageKind::Tagmsg if !v.caps.has(Cap::MessageTags) => Vec::new(),
+        MessageKind::Tagmsg => vec![tagged(base, v, at, id, Some(tags))],
+        _ => {
+            let mut lines = crate::text::split_lines(text, crate::text::MAX_LINE_BYTES);
+            if lines.is_empty() {
+                lines.push(text);
+            }
+            lines
+                .into_iter()
+                .enumerate()
+                .map(|(i, line)| {
+                    let id = if i == 0 { id } else { "" };
+                    tagged(base.clone().text(line), v, at, id, Some(tags))
+                })
+                .collect()
+        }
+    }
 }
 
 /// The lines a room event shows this client, with `account=` for clients
@@ -202,9 +218,7 @@ fn event_lines(ev: &EventRef, v: &View, mode: Mode) -> Vec<Message> {
         EventBody::Message { .. } if mine && !v.caps.has(Cap::EchoMessage) => return Vec::new(),
         EventBody::Message { kind, text, tags } => {
             let text = stamped(text, ev.at, mode);
-            return chat_line(&src, &chan, *kind, &text, tags, ev.id, ev.at, v)
-                .into_iter()
-                .collect();
+            return chat_line(&src, &chan, *kind, &text, tags, ev.id, ev.at, v);
         }
         EventBody::Topic { topic } => base("TOPIC").param(chan.as_str()).text(topic.as_str()),
         EventBody::Mode { changes } => {
@@ -303,8 +317,6 @@ pub fn history_item(item: &HistoryItem, p: &Playback, v: &View) -> Vec<Message> 
             let text = stamped(text, item.at, p.mode());
             let src = item.from.hostmask();
             chat_line(&src, target, *kind, &text, tags, &item.id, item.at, v)
-                .into_iter()
-                .collect()
         }
         // Direct conversations hold messages only.
         (None, _) => Vec::new(),
@@ -366,8 +378,6 @@ fn direct_lines(d: &Direct, v: &View) -> Vec<Message> {
     match &d.body {
         DirectBody::Message { kind, text, tags } => {
             chat_line(&src, v.nick, *kind, text, tags, &d.id, d.at, v)
-                .into_iter()
-                .collect()
         }
         DirectBody::Invite { name, .. } => {
             let m = Message::new("INVITE")

@@ -42,7 +42,7 @@ const DEFAULT_HISTORY: u32 = 20;
 const MAX_HISTORY: u32 = 100;
 /// The longest piece of text sent as one room message (IRC must be able
 /// to carry it in one line); longer bodies are split.
-const MAX_LINE_BYTES: usize = 400;
+use crate::text::MAX_LINE_BYTES;
 /// The most lines one XMPP message may become.
 const MAX_LINES: usize = 20;
 
@@ -150,25 +150,11 @@ pub fn body_of(text: &str) -> String {
 /// XMPP body → IRC lines: one per line of the body (empty ones dropped),
 /// long ones cut at character boundaries; `/me` becomes CTCP ACTION.
 pub fn lines_of(body: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for line in body.lines().map(|l| l.trim_end_matches('\r')) {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let mut rest = line;
-        while !rest.is_empty() {
-            let mut cut = rest.len().min(MAX_LINE_BYTES);
-            while !rest.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            out.push(rest[..cut].to_string());
-            rest = &rest[cut..];
-        }
-    }
-    out.into_iter()
+    crate::text::split_lines(body, MAX_LINE_BYTES)
+        .into_iter()
         .map(|l| match l.strip_prefix("/me ") {
             Some(action) => format!("\u{1}ACTION {action}\u{1}"),
-            None => l,
+            None => l.to_string(),
         })
         .collect()
 }

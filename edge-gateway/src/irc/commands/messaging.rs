@@ -233,7 +233,10 @@ fn echo_line(
     if !c.caps.has(Cap::EchoMessage) {
         return None;
     }
+    // An IRC client's own text is one line already.
     chat_line(&c.source(), to, kind, text, tags, id, at, &c.view())
+        .into_iter()
+        .next()
         .map(|m| with_account(m, &c.view(), c.account.as_deref()))
 }
 
