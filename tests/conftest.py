@@ -164,3 +164,21 @@ def agents():
     yield make
     for a in opened:
         a.close()
+
+
+@pytest.fixture
+def tinodes():
+    """tinodes(platform, gw=0, transport="ws") → a connected TinodeAgent
+    (tinode-sdk), closed after the test."""
+    from harness.tinodeagent import TinodeAgent
+
+    opened = []
+
+    def make(plat, gw: int = 0, transport: str = "ws"):
+        a = TinodeAgent(plat, gw=gw, transport=transport)
+        opened.append(a)
+        return a
+
+    yield make
+    for a in opened:
+        a.close()

@@ -13,6 +13,7 @@ pub struct Config {
     pub irc: IrcConfig,
     pub http: HttpConfig,
     pub xmpp: XmppConfig,
+    pub tinode: TinodeConfig,
     pub amqp: AmqpConfig,
     pub nats: NatsConfig,
     pub bus: BusConfig,
@@ -141,6 +142,43 @@ impl Default for XmppConfig {
             ping_timeout_secs: 30,
             login_timeout_secs: 60,
             registration: true,
+        }
+    }
+}
+
+/// The Tinode protocol (`/v0/channels`, WebSocket and long polling).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TinodeConfig {
+    /// API keys accepted (header `X-Tinode-APIKey`, query `apikey`, form
+    /// value or cookie). The default is the key Tinode's own apps and SDK
+    /// ship with.
+    pub api_keys: Vec<String>,
+    /// The largest client message, in bytes (`maxMessageSize` in `{hi}`).
+    pub max_message_bytes: usize,
+    /// A long-polling session with no request for this long is ended
+    /// (Tinode: 55 s).
+    pub lp_idle_secs: u64,
+    /// How long a poll waits for a message before an empty 200.
+    pub lp_poll_secs: u64,
+    /// Time a client has to log in after connecting.
+    pub login_timeout_secs: u64,
+    /// Messages returned by `get data` without a `limit`, and the most
+    /// returned with one.
+    pub default_data_limit: u32,
+    pub max_data_limit: u32,
+}
+
+impl Default for TinodeConfig {
+    fn default() -> Self {
+        Self {
+            api_keys: vec!["AQEAAAABAAD_rAp4DJh05a1HAwFT3A6K".into()],
+            max_message_bytes: 256 * 1024,
+            lp_idle_secs: 55,
+            lp_poll_secs: 50,
+            login_timeout_secs: 120,
+            default_data_limit: 32,
+            max_data_limit: 100,
         }
     }
 }

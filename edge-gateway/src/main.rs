@@ -18,12 +18,14 @@ mod config;
 mod dispatch;
 mod gateway;
 mod heartbeat;
+mod http;
 mod irc;
 mod metrics;
 mod registry;
 mod sasl;
 mod sessions;
 mod text;
+mod tinode;
 mod xmpp;
 
 use std::path::PathBuf;
@@ -133,13 +135,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the HTTP listener {}", cfg.http.listen))?;
     tracing::info!(addr = %http.local_addr().context("HTTP listener address")?, domain = %cfg.xmpp.domain, "XMPP over WebSocket listening on /xmpp");
-    let http_server = tokio::spawn(xmpp::serve(
-        http,
+    tracing::info!("Tinode listening on /v0/channels and /v0/channels/lp");
+    let app = xmpp::routes(
         gw.clone(),
         cfg.xmpp.clone(),
         shutdown.clone(),
         drain_tx.clone(),
+    )
+    .merge(tinode::routes(
+        gw.clone(),
+        cfg.tinode.clone(),
+        &cfg.nats.prefix,
+        shutdown.clone(),
+        drain_tx.clone(),
     ));
+    let http_server = tokio::spawn(http::serve(http, app, shutdown.clone()));
     let server = tokio::spawn(irc::serve(listener, gw.clone(), shutdown.clone(), drain_tx));
 
     let mut stop = shutdown.clone();

@@ -45,6 +45,11 @@ impl Registry {
         }
     }
 
+    /// The NATS connection, for signals that are not key-value state.
+    pub fn nats(&self) -> &async_nats::Client {
+        &self.buckets.client
+    }
+
     /// Claims `nick` for `sid`; fails with [`RegistryError::NickInUse`] if
     /// anyone (in any case) holds it. Returns the claim's revision.
     pub async fn claim_nick(&self, nick: &str, sid: &str) -> Result<u64, RegistryError> {

@@ -238,3 +238,142 @@ pub async fn end(gw: &crate::gateway::Gateway, shared: &SessionShared) {
         tracing::warn!(%sid, error = %e, "deleting the session record failed (it will age out)");
     }
 }
+
+/// Nick candidates tried for one account's session: `alice`, `alice|2` …
+/// `alice|9`.
+const NICK_CANDIDATES: u32 = 9;
+
+/// The nick for candidate `n` (1-based) of an account. `|` is a nick
+/// character that no account name contains, so `alice|2` never takes
+/// another person's name.
+pub fn nick_candidate(account: &str, n: u32) -> String {
+    use crate::irc::validate::NICKLEN;
+    let base: String = account.chars().take(NICKLEN - 2).collect();
+    if n == 1 {
+        account.chars().take(NICKLEN).collect()
+    } else {
+        format!("{base}|{n}")
+    }
+}
+
+/// Why an account's session could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountStartError {
+    #[error("every nick for the account is in use")]
+    NoNick,
+    #[error(transparent)]
+    Start(StartError),
+}
+
+/// Starts a session for a logged-in account on a protocol whose users
+/// have no nick of their own (XMPP, Tinode): the nick is the account name,
+/// or the first free `name|n`. Returns the actor it started with.
+pub async fn start_account(
+    gw: &crate::gateway::Gateway,
+    sid: &str,
+    account: &str,
+    host: &str,
+    realname: &str,
+    protocol: &str,
+    kill: Arc<Kill>,
+) -> Result<(bus::schema::Actor, Started), AccountStartError> {
+    for n in 1..=NICK_CANDIDATES {
+        let actor = bus::schema::Actor {
+            sid: sid.to_string(),
+            gateway: gw.id.clone(),
+            nick: nick_candidate(account, n),
+            user: account
+                .chars()
+                .take(crate::irc::validate::USERLEN)
+                .collect(),
+            host: host.to_string(),
+            realname: realname.to_string(),
+            account: Some(account.to_string()),
+        };
+        match start(
+            gw,
+            actor.clone(),
+            protocol,
+            kill.clone(),
+            gw.irc.sendq_lines,
+        )
+        .await
+        {
+            Ok(started) => return Ok((actor, started)),
+            Err(StartError::NickInUse) => continue,
+            Err(e) => return Err(AccountStartError::Start(e)),
+        }
+    }
+    Err(AccountStartError::NoNick)
+}
+
+/// Publishes an intent of `actor` and waits for the broker's confirm.
+/// Returns its id if the broker took it.
+pub async fn publish_intent(
+    gw: &crate::gateway::Gateway,
+    actor: &bus::schema::Actor,
+    body: bus::schema::IntentBody,
+) -> Option<String> {
+    use crate::bus_link::{confirmed, Outcome};
+    let id = bus::new_id();
+    let intent = bus::schema::Intent {
+        v: bus::schema::SCHEMA_VERSION,
+        id: id.clone(),
+        at: bus::now_ms(),
+        actor: actor.clone(),
+        body,
+    };
+    let outcome = match gw.link.publish_intent(intent).await {
+        Ok(pending) => {
+            metrics::intent();
+            confirmed(pending).await
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "publishing an intent failed");
+            Outcome::Failed
+        }
+    };
+    (outcome == Outcome::Confirmed).then_some(id)
+}
+
+/// Publishes one member change to each of `rooms`, all with one event id
+/// (a member who shares several rooms sees it once).
+pub async fn member_change_everywhere(
+    gw: &crate::gateway::Gateway,
+    actor: &bus::schema::Actor,
+    rooms: Vec<String>,
+    change: bus::schema::MemberChange,
+) {
+    let event = bus::new_id();
+    for room in rooms {
+        let body = bus::schema::IntentBody::Member {
+            room,
+            event: event.clone(),
+            change: change.clone(),
+        };
+        publish_intent(gw, actor, body).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nick_candidates_fit_and_never_look_like_accounts() {
+        assert_eq!(nick_candidate("alice", 1), "alice");
+        assert_eq!(nick_candidate("alice", 2), "alice|2");
+        let long = "a".repeat(32);
+        assert_eq!(
+            nick_candidate(&long, 1).len(),
+            crate::irc::validate::NICKLEN
+        );
+        assert_eq!(
+            nick_candidate(&long, 9).len(),
+            crate::irc::validate::NICKLEN
+        );
+        assert!(crate::irc::validate::valid_nick(&nick_candidate(
+            "alice", 9
+        )));
+    }
+}

@@ -69,7 +69,11 @@ pub fn tagged(
         }
         // Only client tags (`+…`): other keys carry another protocol's
         // data (Tinode content) that IRC has no use for.
-        for (k, val) in client_tags.into_iter().flatten().filter(|(k, _)| k.starts_with('+')) {
+        for (k, val) in client_tags
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| k.starts_with('+'))
+        {
             m = m.tag(k.as_str(), val.as_str());
         }
     }

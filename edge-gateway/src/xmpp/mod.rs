@@ -41,7 +41,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use bus::shutdown::Shutdown;
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::config::XmppConfig;
@@ -83,34 +82,23 @@ struct Shared {
     drain: mpsc::Sender<()>,
 }
 
-/// Serves the HTTP listener until shutdown.
-pub async fn serve(
-    listener: TcpListener,
+/// The XMPP route, for the gateway's HTTP listener.
+pub fn routes(
     gw: Arc<Gateway>,
     xmpp: XmppConfig,
     shutdown: Shutdown,
     drain: mpsc::Sender<()>,
-) {
+) -> Router {
     let shared = Shared {
         gw,
         xmpp: Arc::new(xmpp),
         resources: Arc::new(Resources::default()),
-        shutdown: shutdown.clone(),
+        shutdown,
         drain,
     };
-    let app = Router::new()
+    Router::new()
         .route("/xmpp", get(upgrade))
-        .with_state(shared);
-    let mut stop = shutdown;
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { stop.wait().await })
-    .await;
-    if let Err(e) = result {
-        tracing::error!(error = %e, "the HTTP listener failed");
-    }
+        .with_state(shared)
 }
 
 async fn upgrade(

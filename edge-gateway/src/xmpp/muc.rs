@@ -136,16 +136,7 @@ pub fn stamp(ms: i64) -> String {
         .to_string()
 }
 
-/// IRC text → XMPP body: CTCP ACTION becomes the `/me` convention.
-pub fn body_of(text: &str) -> String {
-    match text
-        .strip_prefix("\u{1}ACTION ")
-        .map(|t| t.strip_suffix('\u{1}').unwrap_or(t))
-    {
-        Some(action) => format!("/me {action}"),
-        None => text.to_string(),
-    }
-}
+pub use crate::text::me_of as body_of;
 
 /// XMPP body → IRC lines: one per line of the body (empty ones dropped),
 /// long ones cut at character boundaries; `/me` becomes CTCP ACTION.

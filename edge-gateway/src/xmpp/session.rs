@@ -18,19 +18,13 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use bus::names::fold;
-use bus::schema::{Actor, Intent, IntentBody, MemberChange, SCHEMA_VERSION};
-use bus::{new_id, now_ms};
+use bus::schema::{Actor, IntentBody, MemberChange};
 use tokio::sync::mpsc;
 
 use super::conn::Conn;
 use super::muc::Occupancy;
-use crate::bus_link::{confirmed, Outcome};
-use crate::irc::validate::NICKLEN;
-use crate::metrics;
-use crate::sessions::{self, Outbound, SessionShared, StartError};
+use crate::sessions::{self, Outbound, SessionShared};
 
-/// Nick candidates tried for one session: `alice`, `alice|2` … `alice|9`.
-const NICK_CANDIDATES: u32 = 9;
 /// Stanzas remembered while their intents are with the router.
 const PENDING_MAX: usize = 256;
 
@@ -81,23 +75,7 @@ impl Session {
 }
 
 /// Why a session could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum SessionError {
-    #[error("every nick for the account is in use")]
-    NoNick,
-    #[error(transparent)]
-    Start(#[from] StartError),
-}
-
-/// The nick for candidate `n` (1-based) of an account.
-fn candidate(account: &str, n: u32) -> String {
-    let base: String = account.chars().take(NICKLEN - 2).collect();
-    if n == 1 {
-        account.chars().take(NICKLEN).collect()
-    } else {
-        format!("{base}|{n}")
-    }
-}
+pub type SessionError = sessions::AccountStartError;
 
 /// Starts the platform session for the bound stream `c.jid`.
 pub async fn start(c: &mut Conn) -> Result<(), SessionError> {
@@ -105,72 +83,34 @@ pub async fn start(c: &mut Conn) -> Result<(), SessionError> {
         return Err(SessionError::NoNick);
     };
     let bare = jid.split('/').next().unwrap_or(&jid).to_string();
-    for n in 1..=NICK_CANDIDATES {
-        let nick = candidate(&account, n);
-        let actor = Actor {
-            sid: c.sid.clone(),
-            gateway: c.gw.id.clone(),
-            nick: nick.clone(),
-            user: account
-                .chars()
-                .take(crate::irc::validate::USERLEN)
-                .collect(),
-            host: c.addr.clone(),
-            realname: bare.clone(),
-            account: Some(account.clone()),
-        };
-        match sessions::start(
-            &c.gw,
-            actor.clone(),
-            "xmpp",
-            c.kill.clone(),
-            c.gw.irc.sendq_lines,
-        )
-        .await
-        {
-            Ok(started) => {
-                tracing::debug!(sid = %c.sid, %nick, %jid, "xmpp: session started");
-                c.session = Some(Session {
-                    actor,
-                    shared: started.shared,
-                    inbox: started.inbox,
-                    rooms: BTreeMap::new(),
-                    pending: HashMap::new(),
-                    order: VecDeque::new(),
-                    away: None,
-                });
-                return Ok(());
-            }
-            Err(StartError::NickInUse) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(SessionError::NoNick)
+    let (actor, started) = sessions::start_account(
+        &c.gw,
+        &c.sid,
+        &account,
+        &c.addr,
+        &bare,
+        "xmpp",
+        c.kill.clone(),
+    )
+    .await?;
+    tracing::debug!(sid = %c.sid, nick = %actor.nick, %jid, "xmpp: session started");
+    c.session = Some(Session {
+        actor,
+        shared: started.shared,
+        inbox: started.inbox,
+        rooms: BTreeMap::new(),
+        pending: HashMap::new(),
+        order: VecDeque::new(),
+        away: None,
+    });
+    Ok(())
 }
 
 /// Publishes an intent and waits for the broker's confirm. Returns its id
 /// if the broker took it.
 pub async fn intent(c: &mut Conn, body: IntentBody) -> Option<String> {
     let s = c.session.as_ref()?;
-    let id = new_id();
-    let intent = Intent {
-        v: SCHEMA_VERSION,
-        id: id.clone(),
-        at: now_ms(),
-        actor: s.actor.clone(),
-        body,
-    };
-    let outcome = match c.gw.link.publish_intent(intent).await {
-        Ok(pending) => {
-            metrics::intent();
-            confirmed(pending).await
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "xmpp: publishing an intent failed");
-            Outcome::Failed
-        }
-    };
-    (outcome == Outcome::Confirmed).then_some(id)
+    sessions::publish_intent(&c.gw, &s.actor, body).await
 }
 
 /// Sets or clears the session's away message in every room it is in (IRC
@@ -195,17 +135,9 @@ pub async fn set_away(c: &mut Conn, message: Option<String>) {
     everywhere(c, rooms, MemberChange::Away { message }).await;
 }
 
-/// Publishes one member change to each of `rooms`, all with one event id
-/// (a member who shares several rooms sees it once).
 async fn everywhere(c: &mut Conn, rooms: Vec<String>, change: MemberChange) {
-    let event = new_id();
-    for room in rooms {
-        let body = IntentBody::Member {
-            room,
-            event: event.clone(),
-            change: change.clone(),
-        };
-        intent(c, body).await;
+    if let Some(s) = &c.session {
+        sessions::member_change_everywhere(&c.gw, &s.actor, rooms, change).await;
     }
 }
 
@@ -252,19 +184,4 @@ pub fn in_room(c: &Conn, room: &str) -> bool {
     c.session
         .as_ref()
         .is_some_and(|s| s.rooms.contains_key(&fold(room)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nick_candidates_fit_and_never_look_like_accounts() {
-        assert_eq!(candidate("alice", 1), "alice");
-        assert_eq!(candidate("alice", 2), "alice|2");
-        let long = "a".repeat(32);
-        assert_eq!(candidate(&long, 1).len(), NICKLEN);
-        assert_eq!(candidate(&long, 9).len(), NICKLEN);
-        assert!(crate::irc::validate::valid_nick(&candidate("alice", 9)));
-    }
 }

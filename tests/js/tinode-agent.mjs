@@ -1,0 +1,190 @@
+// node tinode-agent.mjs <host:port> <ws|lp> [apikey]
+//
+// A real Tinode client (tinode-sdk from npm) that the pytest suite drives
+// line by line:
+//
+//   stdout: {"event":"ready"}                         connected, {hi} answered
+//           {"event":"raw","pkt":{…}}                 every server message
+//           {"event":"result","req":1,"ok":true,"value":…}
+//           {"event":"result","req":1,"ok":false,"code":401,"error":"…"}
+//   stdin:  {"req":1,"op":"<operation>", …arguments}
+//
+// Operations (each answered by one result):
+//   create {login, password, fn}      createAccountBasic(…, {login:true, public:{fn}})
+//   login {login, password}           loginBasic
+//   loginToken {token}                loginToken
+//   token {}                          getAuthToken() -> {token, expires}
+//   newGroup {fn}                     subscribe a new group -> its grp… name
+//   subscribe {topic, data}           subscribe with desc/sub and the newest <data> messages
+//   publish {topic, text}             publishMessage of a plain string
+//   publishDrafty {topic, drafty}     publishMessage of a Drafty object
+//   page {topic, limit}               getMessagesPage(limit) (older messages)
+//   messages {topic}                  the SDK's cached messages: [{seq, from, content}]
+//   keypress {topic}                  noteKeyPress
+//   read {topic, seq}                 noteRead
+//   leave {topic}                     leave(false)
+//   subs {topic}                      the SDK's cached subscribers [{user, online}]
+//   desc {topic}                      topic.seq / maxMsgSeq / name
+//
+// The SDK's own bookkeeping (ids, {hi}, recv notes, caching) is the SDK's;
+// the tests look at the raw packets for what the server really sent.
+import WebSocket from "ws";
+import xhr2 from "xhr2";
+import readline from "node:readline";
+
+globalThis.WebSocket = WebSocket;
+globalThis.XMLHttpRequest = xhr2;
+const { Tinode, Drafty } = (await import("tinode-sdk")).default;
+Tinode.setNetworkProviders(WebSocket, xhr2);
+// Only deleteDatabase is called with persist:false.
+Tinode.setDatabaseProvider({ deleteDatabase: () => ({}) });
+
+const [host, transport, apiKey] = process.argv.slice(2);
+if (!transport) {
+  console.error("usage: tinode-agent.mjs <host:port> <ws|lp> [apikey]");
+  process.exit(2);
+}
+
+const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
+const tinode = new Tinode({
+  appName: "chat-tests",
+  host,
+  apiKey: apiKey || "AQEAAAABAAD_rAp4DJh05a1HAwFT3A6K",
+  transport,
+  secure: false,
+  persist: false,
+});
+tinode.onRawMessage = (text) => {
+  try {
+    out({ event: "raw", pkt: JSON.parse(text) });
+  } catch {
+    out({ event: "raw", text });
+  }
+};
+tinode.onDisconnect = (err) => out({ event: "disconnect", error: String(err?.message ?? err) });
+
+const connected = new Promise((resolve) => {
+  tinode.onConnect = resolve;
+});
+try {
+  await tinode.connect();
+  await connected;
+  out({ event: "ready" });
+} catch (e) {
+  out({ event: "error", error: String(e?.message ?? e) });
+  process.exit(1);
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 20));
+
+function cachedMessages(topic) {
+  const list = [];
+  topic.messages((m) => {
+    if (m.seq > 0 && !m._deleted) list.push({ seq: m.seq, from: m.from, content: m.content });
+  });
+  return list;
+}
+
+const ops = {
+  async create({ login, password, fn }) {
+    const ctrl = await tinode.createAccountBasic(login, password, {
+      login: true,
+      public: { fn: fn || login },
+    });
+    return { user: ctrl.params.user, code: ctrl.code };
+  },
+  async login({ login, password }) {
+    const ctrl = await tinode.loginBasic(login, password);
+    return { user: ctrl.params.user, code: ctrl.code };
+  },
+  async loginToken({ token }) {
+    const ctrl = await tinode.loginToken(token);
+    return { user: ctrl.params.user, code: ctrl.code };
+  },
+  async token() {
+    const t = tinode.getAuthToken();
+    return { token: t.token, expires: t.expires.toISOString() };
+  },
+  async newGroup({ fn }) {
+    const topic = tinode.newTopic();
+    const ctrl = await topic.subscribe(
+      topic.startMetaQuery().withDesc().withSub().build(),
+      { desc: { public: { fn: fn || "group" } } },
+    );
+    await tick();
+    return { topic: topic.name, code: ctrl.code, tmpname: ctrl.params?.tmpname ?? null };
+  },
+  async subscribe({ topic: name, data }) {
+    const topic = tinode.getTopic(name);
+    let q = topic.startMetaQuery().withDesc().withSub();
+    if (data) q = q.withLaterData(data);
+    const ctrl = await topic.subscribe(q.build());
+    await tick();
+    return { topic: topic.name, code: ctrl.code };
+  },
+  async publish({ topic: name, text }) {
+    const topic = tinode.getTopic(name);
+    const msg = topic.createMessage(text, false);
+    const ctrl = await tinode.publishMessage(msg);
+    return { seq: ctrl?.params?.seq ?? null, code: ctrl?.code ?? null };
+  },
+  async publishDrafty({ topic: name, drafty }) {
+    const topic = tinode.getTopic(name);
+    const msg = topic.createMessage(drafty, false);
+    const ctrl = await tinode.publishMessage(msg);
+    return { seq: ctrl?.params?.seq ?? null, code: ctrl?.code ?? null };
+  },
+  async page({ topic: name, limit }) {
+    const topic = tinode.getTopic(name);
+    const ctrl = await topic.getMessagesPage(limit, undefined, undefined, topic.minMsgSeq(), false);
+    await tick();
+    return { code: ctrl?.code ?? null, count: ctrl?.params?.count ?? 0 };
+  },
+  async messages({ topic: name }) {
+    return cachedMessages(tinode.getTopic(name));
+  },
+  async keypress({ topic: name }) {
+    tinode.getTopic(name).noteKeyPress();
+    return true;
+  },
+  async read({ topic: name, seq }) {
+    tinode.getTopic(name).noteRead(seq);
+    return true;
+  },
+  async leave({ topic: name }) {
+    const ctrl = await tinode.getTopic(name).leave(false);
+    return { code: ctrl.code };
+  },
+  async subs({ topic: name }) {
+    const list = [];
+    tinode.getTopic(name).subscribers((s) => list.push({ user: s.user, online: !!s.online }));
+    return list;
+  },
+  async desc({ topic: name }) {
+    const t = tinode.getTopic(name);
+    return { name: t.name, seq: t.seq, maxMsgSeq: t.maxMsgSeq(), minMsgSeq: t.minMsgSeq(), public: t.public ?? null };
+  },
+};
+
+const rl = readline.createInterface({ input: process.stdin });
+rl.on("line", async (line) => {
+  if (!line.trim()) return;
+  const cmd = JSON.parse(line);
+  if (cmd.op === "exit") {
+    process.exit(0);
+  }
+  const op = ops[cmd.op];
+  if (!op) {
+    out({ event: "result", req: cmd.req, ok: false, code: 0, error: `unknown op ${cmd.op}` });
+    return;
+  }
+  try {
+    const value = await op(cmd);
+    out({ event: "result", req: cmd.req, ok: true, value });
+  } catch (e) {
+    out({ event: "result", req: cmd.req, ok: false, code: e?.code ?? 0, error: String(e?.message ?? e) });
+  }
+});
+rl.on("close", () => process.exit(0));
+// Never die of a rejected promise the SDK left behind.
+process.on("unhandledRejection", (e) => out({ event: "warning", error: String(e?.message ?? e) }));

@@ -1,0 +1,338 @@
+"""Tinode (issue 6): tinode-sdk clients over WebSocket and long polling in
+the same rooms, with the same accounts and history, as IRC and XMPP users.
+
+The Tinode side is `tinode-sdk` in Node (tests/js/tinode-agent.mjs through
+harness.tinodeagent), which checks the protocol as a real client does (ids,
+`params.seq`, timestamps, topic names); the raw packets it received are
+checked too. Raw frames (Python `websockets`, `urllib` for long polling)
+cover the errors: API key, probe, malformed JSON, unknown messages,
+sequence, authentication, oversized frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import urllib.error
+import urllib.request
+
+import pytest
+import websockets
+
+from harness.raw import esc
+from harness.tinodeagent import TinodeError, is_ctrl, is_data, is_info, is_pres
+from harness.xmppagent import C, SID, create_account
+
+KEY = "AQEAAAABAAD_rAp4DJh05a1HAwFT3A6K"
+CAPS = ("echo-message", "message-tags", "server-time")
+MUC = "conference.localhost"
+
+
+def pw_for(name: str) -> str:
+    return "pw-" + name[::-1] + "-9"
+
+
+def new_user(tinodes, platform, uniq, base: str, transport: str = "ws", gw: int = 0):
+    agent = tinodes(platform, gw=gw, transport=transport)
+    login = uniq(base)
+    res = agent.call("create", login=login, password=pw_for(login), fn=base.title())
+    assert res["user"] == "usr" + login, res
+    return agent, login
+
+
+def test_accounts_basic_and_token_logins(platform, tinodes, uniq):
+    alice, login = new_user(tinodes, platform, uniq, "ta")
+    ctrl = alice.expect(is_ctrl(200), what="acc answer")
+    assert ctrl["ctrl"]["params"]["authlvl"] == "auth"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", ctrl["ctrl"]["params"]["expires"]), ctrl
+    tok = alice.call("token")
+    assert tok["token"]
+
+    # A second client logs in with the token, a third with the password.
+    second = tinodes(platform, gw=1)
+    assert second.call("loginToken", token=tok["token"])["user"] == "usr" + login
+    third = tinodes(platform)
+    assert third.call("login", login=login.upper(), password=pw_for(login))["user"] == "usr" + login
+
+    # The same account is the IRC and XMPP account: wrong passwords fail,
+    # a taken login is a duplicate credential, a login twice is refused.
+    bad = tinodes(platform)
+    with pytest.raises(TinodeError) as e:
+        bad.call("login", login=login, password="wrong-password")
+    assert e.value.code == 401
+    # The failed login left the session usable.
+    assert bad.call("login", login=login, password=pw_for(login))["user"] == "usr" + login
+    with pytest.raises(TinodeError) as e:
+        bad.call("login", login=login, password=pw_for(login))
+    assert e.value.code == 409
+    dup = tinodes(platform)
+    with pytest.raises(TinodeError) as e:
+        dup.call("create", login=login, password="another-password")
+    assert e.value.code == 409
+    with pytest.raises(TinodeError) as e:
+        dup.call("loginToken", token=tok["token"] + "x")
+    assert e.value.code == 401
+
+
+def test_group_messages_history_typing_and_read(platform, tinodes, uniq):
+    alice, a_login = new_user(tinodes, platform, uniq, "tg")
+    bob, b_login = new_user(tinodes, platform, uniq, "th", gw=1)
+    made = alice.call("newGroup", fn="Team")
+    grp = made["topic"]
+    assert grp.startswith("grp") and made["tmpname"].startswith("new"), made
+    # Bob (on the other gateway) attaches by name; alice sees him come.
+    assert bob.call("subscribe", topic=grp)["code"] == 200
+    alice.expect(is_pres(grp, "on", "usr" + b_login), what="bob's pres on")
+    subs = {s["user"] for s in bob.call("subs", topic=grp)}
+    assert subs == {"usr" + a_login, "usr" + b_login}, subs
+
+    # 30 messages, alternating; every one is accepted with the next seq,
+    # and both see all of them with the same seq.
+    seqs = []
+    for n in range(30):
+        who = alice if n % 2 == 0 else bob
+        seqs.append(who.call("publish", topic=grp, text=f"m{n}")["seq"])
+    assert seqs == list(range(seqs[0], seqs[0] + 30)), seqs
+    for agent in (alice, bob):
+        got = {}
+        for n in range(30):
+            p = agent.expect(lambda p: is_data(grp)(p) and p["data"]["content"] == f"m{n}", what=f"m{n}")
+            got[n] = p["data"]["seq"]
+        assert [got[n] for n in range(30)] == seqs
+        assert all(p["data"]["from"] in ("usr" + a_login, "usr" + b_login) for p in agent.all(is_data(grp)))
+
+    # Drafty content comes back as it was sent.
+    drafty = {"txt": "bold move 🚀", "fmt": [{"at": 0, "len": 4, "tp": "ST"}]}
+    seq = alice.call("publishDrafty", topic=grp, drafty=drafty)["seq"]
+    p = bob.expect(is_data(grp, seq), what="drafty")
+    assert p["data"]["content"] == drafty, p
+
+    # A third client attaches with the newest 10 and pages back with
+    # getMessagesPage: the same messages, by seq.
+    carol, _ = new_user(tinodes, platform, uniq, "ti")
+    carol.call("subscribe", topic=grp, data=10)
+    first = carol.call("messages", topic=grp)
+    assert [m["seq"] for m in first] == list(range(seq - 9, seq + 1)), first
+    page = carol.call("page", topic=grp, limit=10)
+    assert page["count"] == 10, page
+    msgs = carol.call("messages", topic=grp)
+    assert [m["seq"] for m in msgs] == list(range(seq - 19, seq + 1)), msgs
+    assert msgs[0]["content"] == f"m{30 - 19 + 0}" or msgs[0]["seq"] == seq - 19
+    carol.expect(lambda p: is_ctrl(208)(p) and p["ctrl"]["params"].get("what") == "data", what="208 delivered")
+
+    # Typing and read notifications reach the others, not the sender.
+    bob.call("keypress", topic=grp)
+    alice.expect(is_info(grp, "kp", "usr" + b_login), what="kp")
+    bob.expect_none(is_info(grp, "kp"), within=0.5)
+    alice.call("read", topic=grp, seq=seq)
+    info = bob.expect(is_info(grp, "read", "usr" + a_login), what="read")
+    assert info["info"]["seq"] == seq
+
+    # Leave: the others see the user go.
+    assert carol.call("leave", topic=grp)["code"] == 200
+    alice.expect(lambda p: is_pres(grp, "off")(p) and p["pres"]["src"] not in ("usr" + a_login, "usr" + b_login),
+                 what="carol's pres off")
+
+
+def test_tinode_irc_and_xmpp_in_one_room_in_one_order(platform, tinodes, clients, agents, uniq):
+    tin, t_login = new_user(tinodes, platform, uniq, "tm")
+    grp = tin.call("newGroup", fn="Mixed")["topic"]
+    room = grp[3:]
+    chan = "#" + room
+    irc = clients.user(uniq("tn"), gw=1, caps=CAPS)
+    irc.join(chan)
+    name, pw = create_account(platform, uniq, "to")
+    xmpp = agents(platform, name, pw, gw=0)
+    xmpp.send(f"<presence to='{room}@{MUC}/{name}'><x xmlns='http://jabber.org/protocol/muc'>"
+              "<history maxstanzas='0'/></x></presence>")
+    xmpp.expect(lambda s: s.tag == C + "message" and s.find(C + "subject") is not None, what="subject")
+    tin.expect(is_pres(grp, "on", "usr" + name), what="xmpp user's pres")
+
+    texts = []
+    for n in range(9):
+        text = f"z{n}"
+        texts.append(text)
+        if n % 3 == 0:
+            tin.call("publish", topic=grp, text=text)
+        elif n % 3 == 1:
+            irc.send(f"PRIVMSG {chan} :{text}")
+        else:
+            xmpp.send(f"<message to='{room}@{MUC}' type='groupchat'><body>{text}</body></message>")
+        # Each waits for its own message to be out before the next sender,
+        # so the order is the sending order.
+        tin.expect(lambda p, t=text: is_data(grp)(p) and p["data"]["content"] == t, what=text)
+
+    tin_order = [(p["data"]["content"], p["data"]["seq"]) for p in tin.all(is_data(grp))]
+    assert [t for t, _ in tin_order] == texts
+    seqs = [s for _, s in tin_order]
+    assert seqs == list(range(seqs[0], seqs[0] + 9)), seqs
+    lines = irc.collect(rf" PRIVMSG {esc(chan)} :z\d$", 9, timeout=15)
+    irc_order = [(ln.text, ln.tags.get("msgid")) for ln in lines]
+    assert [t for t, _ in irc_order] == texts
+    stanzas = [s for s in xmpp.all(lambda s: s.tag == C + "message" and s.get("type") == "groupchat"
+                                   and s.find(C + "body") is not None)]
+    xmpp_order = [(s.find(C + "body").text, s.find(SID + "stanza-id").get("id")) for s in stanzas]
+    assert xmpp_order == irc_order, (xmpp_order, irc_order)
+    # The IRC user logged in nowhere is a guest to Tinode.
+    guest = [p for p in tin.all(is_data(grp)) if p["data"]["content"] == "z1"][0]
+    assert guest["data"]["from"].startswith("usrG"), guest
+
+
+def test_long_polling_carries_the_same_session(platform, tinodes, uniq):
+    lp, lp_login = new_user(tinodes, platform, uniq, "tl", transport="lp")
+    ws, ws_login = new_user(tinodes, platform, uniq, "tw")
+    grp = ws.call("newGroup", fn="LP")["topic"]
+    assert lp.call("subscribe", topic=grp)["code"] == 200
+    ws.expect(is_pres(grp, "on", "usr" + lp_login), what="lp user's pres")
+    s1 = lp.call("publish", topic=grp, text="over long polling")["seq"]
+    p = ws.expect(is_data(grp, s1), what="lp message")
+    assert p["data"]["from"] == "usr" + lp_login
+    s2 = ws.call("publish", topic=grp, text="over websocket")["seq"]
+    assert s2 == s1 + 1
+    lp.expect(is_data(grp, s2), what="ws message over lp")
+    lp.call("keypress", topic=grp)
+    ws.expect(is_info(grp, "kp", "usr" + lp_login), what="kp over lp")
+    # Leaving explicitly (the SDK cannot disconnect long polling cleanly).
+    assert lp.call("leave", topic=grp)["code"] == 200
+    ws.expect(is_pres(grp, "off", "usr" + lp_login), what="lp user's pres off")
+
+
+# ---------------------------------------------------------------------------
+# Raw frames
+# ---------------------------------------------------------------------------
+
+
+def ws_url(plat, gw: int = 0, key: str | None = KEY) -> str:
+    url = f"ws://127.0.0.1:{plat.gateway(gw).http_port}/v0/channels"
+    return url + (f"?apikey={key}" if key else "")
+
+
+async def frame(ws, timeout: float = 10) -> dict:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def ctrl_of(ws, timeout: float = 10) -> dict:
+    while True:
+        msg = await frame(ws, timeout)
+        if "ctrl" in msg:
+            return msg["ctrl"]
+
+
+def b64(s: str) -> str:
+    return base64.b64encode(s.encode()).decode()
+
+
+def test_raw_frames_get_the_documented_codes(platform, uniq):
+    login = uniq("tr")
+
+    async def run():
+        # No API key: 403 before the upgrade.
+        with pytest.raises(websockets.InvalidStatus) as e:
+            await websockets.connect(ws_url(platform, key=None), open_timeout=10)
+        assert e.value.response.status_code == 403
+        assert json.loads(e.value.response.body)["ctrl"]["text"] == "valid API key required"
+        with pytest.raises(websockets.InvalidStatus):
+            await websockets.connect(ws_url(platform, key="wrong"), open_timeout=10)
+
+        bystander = await websockets.connect(ws_url(platform), open_timeout=10)
+        await bystander.send(json.dumps({"hi": {"id": "b1", "ver": "0.25"}}))
+        assert (await ctrl_of(bystander))["code"] == 201
+
+        async with websockets.connect(ws_url(platform), max_size=None, open_timeout=10) as ws:
+            await ws.send("1")
+            assert await asyncio.wait_for(ws.recv(), 10) == "0", "network probe"
+            await ws.send("{not json")
+            c = await ctrl_of(ws)
+            assert (c["code"], c["text"]) == (400, "malformed") and "id" not in c
+            await ws.send(json.dumps({"what": {"id": "x"}}))
+            assert (await ctrl_of(ws))["code"] == 400
+            await ws.send(json.dumps({"sub": {"id": "s0", "topic": "me"}}))
+            c = await ctrl_of(ws)
+            assert (c["code"], c.get("id")) == (409, "s0"), c
+            await ws.send(json.dumps({"hi": {"id": "h1", "ver": "0.15.8-rc2"}}))
+            assert (await ctrl_of(ws))["code"] == 505
+            await ws.send(json.dumps({"hi": {"id": "h2", "ver": "0.25.3", "ua": "raw"}}))
+            c = await ctrl_of(ws)
+            assert (c["code"], c["id"]) == (201, "h2") and c["params"]["ver"] == "0.25", c
+            assert c["params"]["maxMessageSize"] > 0
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", c["ts"]), c
+            await ws.send(json.dumps({"sub": {"id": "s1", "topic": "me"}}))
+            assert (await ctrl_of(ws))["code"] == 401
+            await ws.send(json.dumps({"pub": {"id": "p1", "topic": "grpx", "content": "hi"}}))
+            assert (await ctrl_of(ws))["code"] == 401
+            await ws.send(json.dumps({"login": {"id": "l1", "scheme": "magic", "secret": "x"}}))
+            c = await ctrl_of(ws)
+            assert (c["code"], c["text"]) == (401, "unknown authentication scheme")
+            await ws.send(json.dumps({"sub": {"id": 7, "topic": ["not", "a", "string"]}}))
+            c = await ctrl_of(ws)
+            assert (c["code"], c.get("id")) == (400, "7"), c
+            secret = b64(f"{login}:{pw_for(login)}")
+            await ws.send(json.dumps({"acc": {"id": "a1", "user": "new", "scheme": "basic", "secret": secret,
+                                              "login": True, "desc": {"public": {"fn": "Raw"}}}}))
+            c = await ctrl_of(ws)
+            assert c["code"] == 200 and c["params"]["user"] == "usr" + login, c
+            # Oversized: 413, and the session goes on.
+            await ws.send(json.dumps({"pub": {"id": "big", "topic": "grpx", "content": "x" * (300 * 1024)}}))
+            c = await ctrl_of(ws)
+            assert c["code"] == 413, c
+            await ws.send(json.dumps({"pub": {"id": "p2", "topic": "grpnotattached", "content": "hi"}}))
+            c = await ctrl_of(ws)
+            assert (c["code"], c["id"]) == (409, "p2"), c
+            await ws.send(json.dumps({"sub": {"id": "s2", "topic": "grp" + uniq("nosuch")}}))
+            assert (await ctrl_of(ws))["code"] == 404
+            await ws.send(json.dumps({"sub": {"id": "s3", "topic": "usr" + login}}))
+            assert (await ctrl_of(ws))["code"] == 403
+            await ws.send(json.dumps({"pub": {"id": "p3", "topic": "me", "content": "hi"}}))
+            assert (await ctrl_of(ws))["code"] == 403
+            await ws.send(json.dumps({"leave": {"id": "l2", "topic": "grpneverjoined"}}))
+            assert (await ctrl_of(ws))["code"] == 304
+            # A note is never answered, even a bad one.
+            await ws.send(json.dumps({"note": {"topic": "grpx", "what": "read", "seq": -1}}))
+            await ws.send(json.dumps({"sub": {"id": "s4", "topic": "me", "get": {"what": "desc"}}}))
+            c = await ctrl_of(ws)
+            assert (c["code"], c["id"], c["topic"]) == (200, "s4", "me"), c
+            m = await frame(ws)
+            assert m["meta"]["id"] == "s4" and m["meta"]["desc"]["public"]["fn"] == login, m
+            await ws.send(json.dumps({"sub": {"id": "s5", "topic": "me"}}))
+            assert (await ctrl_of(ws))["code"] == 304
+
+        # The bystander was untouched by all of it.
+        await bystander.send(json.dumps({"login": {"id": "b2", "scheme": "basic",
+                                                   "secret": b64(f"{login}:{pw_for(login)}")}}))
+        c = await ctrl_of(bystander)
+        assert (c["code"], c["id"]) == (200, "b2"), c
+        await bystander.close()
+
+    asyncio.run(run())
+
+
+def lp_post(plat, query: str, body: bytes = b"", timeout: float = 60):
+    url = f"http://127.0.0.1:{plat.gateway(0).http_port}/v0/channels/lp?{query}"
+    req = urllib.request.Request(url, data=body, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_long_polling_raw(platform):
+    status, body = lp_post(platform, "")
+    assert status == 403 and json.loads(body)["ctrl"]["code"] == 403
+    status, body = lp_post(platform, f"apikey={KEY}&sid=nosuchsession")
+    assert status == 403 and json.loads(body)["ctrl"]["text"] == "invalid or expired session"
+    status, body = lp_post(platform, f"apikey={KEY}")
+    assert status == 201, body
+    sid = json.loads(body)["ctrl"]["params"]["sid"]
+    q = f"apikey={KEY}&sid={sid}"
+    status, body = lp_post(platform, q, json.dumps({"hi": {"id": "1", "ver": "0.25"}}).encode())
+    assert (status, body) == (200, "")
+    status, body = lp_post(platform, q)
+    c = json.loads(body)["ctrl"]
+    assert (status, c["code"], c["id"]) == (200, 200, "1"), body
+    status, body = lp_post(platform, q, b"{broken")
+    assert status == 200
+    status, body = lp_post(platform, q)
+    assert json.loads(body)["ctrl"]["code"] == 400
