@@ -794,6 +794,10 @@ pub struct NickClaim {
 /// A room's full state, kept by the router in the rooms bucket under
 /// [`crate::kv::room_key`]. Written after every batch of intents that
 /// touched the room; gateways read it for room listings (IRC LIST).
+///
+/// A record with no `members` is the *husk* of a room that emptied: only
+/// `room`, `name`, `seq` and `mseq` mean anything (the next room of that
+/// name continues both numbers). Readers must treat it as "no such room".
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoomRecord {
     /// Folded name.

@@ -169,12 +169,23 @@ impl Registry {
         get_json(&self.buckets.rooms, kv::room_key(folded), "get room").await
     }
 
-    /// Up to `limit` room records, in no particular order.
+    /// A room's record (by folded name), if the room has members now: a
+    /// member-less record is the husk of a room that emptied (the router
+    /// keeps it so the next room of that name continues its numbers), and
+    /// to IRC and XMPP that room does not exist.
+    pub async fn live_room(&self, folded: &str) -> Result<Option<RoomRecord>, RegistryError> {
+        Ok(self.room(folded).await?.filter(|r| !r.members.is_empty()))
+    }
+
+    /// Up to `limit` records of rooms that have members (husks skipped),
+    /// in no particular order.
     pub async fn rooms(&self, limit: usize) -> Result<Vec<RoomRecord>, RegistryError> {
         let mut keys = subject_keys(&self.buckets.rooms).await?;
         keys.truncate(limit);
         let rooms: Vec<String> = keys.iter().filter_map(|k| kv::room_from_key(k)).collect();
-        Ok(self.rooms_named(rooms).await)
+        let mut records = self.rooms_named(rooms).await;
+        records.retain(|r| !r.members.is_empty());
+        Ok(records)
     }
 
     /// Fetches several rooms' records concurrently (missing ones skipped).

@@ -5,6 +5,10 @@
 //! gateway that asks right after it saw its client's own JOIN can be ahead
 //! of the record. A refusal is therefore only given after re-reading the
 //! record for `membership_retry`.
+//!
+//! A room that emptied keeps a record with no members (its husk: the router
+//! keeps its seq and message number there), which is "no such room" here
+//! as everywhere: nobody is a member of it.
 
 use std::time::Duration;
 
@@ -108,5 +112,11 @@ mod tests {
         };
         assert_eq!(member_of(&record, "s1").as_deref(), Some("Ops"));
         assert_eq!(member_of(&record, "s2"), None, "invited is not a member");
+        let husk = RoomRecord {
+            members: vec![],
+            invited: vec![],
+            ..record
+        };
+        assert_eq!(member_of(&husk, "s1"), None, "nobody reads through a husk");
     }
 }

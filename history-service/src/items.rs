@@ -98,10 +98,17 @@ pub struct StoredItem {
 }
 
 impl StoredItem {
-    pub fn into_history(self, seq: i64, id: String, at: DateTime<Utc>) -> HistoryItem {
+    /// The item of a stored row (`mseq`: its `mseq` column).
+    pub fn into_history(
+        self,
+        seq: i64,
+        mseq: Option<i64>,
+        id: String,
+        at: DateTime<Utc>,
+    ) -> HistoryItem {
         HistoryItem {
             seq: u64::try_from(seq).unwrap_or(0),
-            mseq: None,
+            mseq: mseq.and_then(|m| u64::try_from(m).ok()),
             id,
             at: at.timestamp_millis(),
             from: self.from,
@@ -355,7 +362,8 @@ pub(crate) mod tests {
         assert_eq!(row.body.as_deref(), Some("hello"));
         assert_eq!(row.tags, Some(serde_json::json!({"+draft/reply": "m0"})));
         let stored: StoredItem = serde_json::from_value(row.item).unwrap();
-        let item = stored.into_history(7, row.msgid, row.at);
+        let item = stored.into_history(7, Some(3), row.msgid, row.at);
+        assert_eq!(item.mseq, Some(3));
         assert_eq!(item.at, event.at);
         assert_eq!(item.id, "m7");
         assert_eq!(item.room.as_deref(), Some("Ops"));
@@ -458,7 +466,7 @@ pub(crate) mod tests {
         );
         let row = direct_row(&log).unwrap();
         let stored: StoredItem = serde_json::from_value(row.item).unwrap();
-        let item = stored.into_history(3, row.msgid, row.at);
+        let item = stored.into_history(3, Some(3), row.msgid, row.at);
         assert_eq!(item.to.as_deref(), Some("Alice"));
         assert_eq!(item.room, None);
         assert_eq!(item.seq, 3);

@@ -24,6 +24,7 @@ use bus::shutdown::Shutdown;
 use bus::topology::HISTORY_REQUESTS_QUEUE;
 
 use crate::access::{AccessError, Membership};
+use crate::store::query::{merge_ranges, MAX_RANGES};
 use crate::store::{Store, StoreError};
 
 /// How long in-flight requests get to finish after SIGTERM (within the
@@ -99,36 +100,41 @@ impl Handler {
             code: HistoryError::InvalidTarget,
         };
         Ok(match &request.body {
-            // TODO(helper): answer by message number.
-            HistoryQuery::Numbered { .. } => HistoryReplyBody::Failure {
-                code: HistoryError::Malformed,
-            },
+            HistoryQuery::Numbered {
+                target,
+                ranges,
+                limit,
+            } => {
+                let ranges = merge_ranges(ranges);
+                if ranges.len() > MAX_RANGES {
+                    return Ok(HistoryReplyBody::Failure {
+                        code: HistoryError::Malformed,
+                    });
+                }
+                let Some((conversation, name)) = self.readable(request, target).await? else {
+                    return Ok(invalid);
+                };
+                let items = match conversation {
+                    Some(id) => {
+                        let limit = (*limit).min(self.max_page);
+                        self.store.numbered(id, &ranges, limit).await?
+                    }
+                    None => Vec::new(),
+                };
+                HistoryReplyBody::Messages {
+                    target: target.clone(),
+                    name,
+                    items,
+                }
+            }
             HistoryQuery::Fetch {
                 target,
                 selector,
                 limit,
                 events,
             } => {
-                let (conversation, name) = match target {
-                    HistoryTarget::Room { room } => {
-                        // Membership first: a stranger learns nothing, not
-                        // even whether the room has history.
-                        let Some(name) = self.access.check(room, &who.sid).await? else {
-                            return Ok(invalid);
-                        };
-                        let id = self.store.room_conversation(room).await?.map(|c| c.id);
-                        (id, name)
-                    }
-                    HistoryTarget::Direct { peer } => {
-                        match self
-                            .store
-                            .direct_conversation(&who.participant_key(), peer)
-                            .await?
-                        {
-                            Some(c) => (Some(c.id), c.name),
-                            None => return Ok(invalid),
-                        }
-                    }
+                let Some((conversation, name)) = self.readable(request, target).await? else {
+                    return Ok(invalid);
                 };
                 let items = match conversation {
                     Some(id) => {
@@ -176,6 +182,38 @@ impl Handler {
                     None => 0,
                 },
             },
+        })
+    }
+}
+
+impl Handler {
+    /// The conversation `target` names, if the requester may read it: its
+    /// id (`None`: a room with nothing stored yet) and the name to answer
+    /// with. `None` if it may not, or no such conversation exists (the two
+    /// are not told apart). Rooms: the requester must be a current member
+    /// (the router's record; a husk has no members). Direct: the requester
+    /// must be one of the two participants.
+    async fn readable(
+        &self,
+        request: &HistoryRequest,
+        target: &HistoryTarget,
+    ) -> Result<Option<(Option<i64>, String)>, Failed> {
+        let who = &request.requester;
+        Ok(match target {
+            HistoryTarget::Room { room } => {
+                // Membership first: a stranger learns nothing, not even
+                // whether the room has history.
+                let Some(name) = self.access.check(room, &who.sid).await? else {
+                    return Ok(None);
+                };
+                let id = self.store.room_conversation(room).await?.map(|c| c.id);
+                Some((id, name))
+            }
+            HistoryTarget::Direct { peer } => self
+                .store
+                .direct_conversation(&who.participant_key(), peer)
+                .await?
+                .map(|c| (Some(c.id), c.name)),
         })
     }
 }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use bus::names::room_routing_key;
 use bus::recovery::{Link, Live};
-use bus::schema::{BusMessage, Intent};
+use bus::schema::{BusMessage, Intent, RoomRecord};
 use bus::shutdown::Shutdown;
 use bus::topology::{
     gateway_queue, intent_queue, publish, session_key, BusError, DIRECT_EXCHANGE, INTENTS_EXCHANGE,
@@ -307,7 +307,8 @@ impl Partition {
             .await?;
         tracing::info!(
             partition = self.partition,
-            rooms = records.records.len(),
+            rooms = records.records.len() - records.husks(),
+            husks = records.husks(),
             unreadable = records.unreadable.len(),
             previous = owner.as_deref().unwrap_or("-"),
             "taking over partition"
@@ -393,7 +394,8 @@ impl Partition {
         Ok(())
     }
 
-    /// The end of a batch: confirms, unbinds, record writes.
+    /// The end of a batch: confirms, unbinds, record writes (a room that
+    /// emptied is written as its husk, never deleted).
     async fn finish(&mut self, confirms: Vec<PublisherConfirm>) -> Result<(), PartitionError> {
         await_confirms(confirms).await?;
         let log = self.rooms.take_log();
@@ -403,13 +405,12 @@ impl Partition {
                 tracing::warn!(%room, %gateway, %error, "unbind failed");
             }
         }
-        let mut puts = Vec::new();
-        for write in self.rooms.writes(&log) {
-            match write {
-                Write::Put { record, revision } => puts.push((*record, revision)),
-                Write::Delete { room, revision } => self.store.delete_room(&room, revision).await?,
-            }
-        }
+        let puts: Vec<(RoomRecord, u64)> = self
+            .rooms
+            .writes(&log)
+            .into_iter()
+            .map(|Write { record, revision }| (*record, revision))
+            .collect();
         let revisions = self.store.put_rooms(&puts).await?;
         for ((record, _), revision) in puts.iter().zip(revisions) {
             self.rooms.mark_stored(record, revision);

@@ -7,13 +7,18 @@
 //! queue is bound to the room exactly while that number is positive) and the
 //! ids of the intents applied by the batch that wrote the record (a
 //! redelivery of one of them is skipped).
+//!
+//! A room that empties is not forgotten: it leaves a [`Husk`], its name and
+//! counters, stored as a member-less record under the same key, so that a
+//! room created again under that name continues its `seq` and `mseq`
+//! instead of numbering from 1 again (message numbers are never reused).
 
 use std::collections::{HashMap, HashSet};
 
 use bus::names;
 use bus::schema::{
-    Actor, BanEntry, EventBody, MemberInfo, MemberRecord, RoomEvent, RoomModes, RoomRecord,
-    TopicInfo, SCHEMA_VERSION,
+    Actor, BanEntry, EventBody, MemberInfo, MemberRecord, MessageKind, RoomEvent, RoomModes,
+    RoomRecord, TopicInfo, SCHEMA_VERSION,
 };
 
 use crate::masks;
@@ -34,6 +39,8 @@ pub struct Room {
     pub created_at: i64,
     /// Seq of the last event; the next event gets `seq + 1`.
     pub seq: u64,
+    /// The last message number given (PRIVMSG and NOTICE events only).
+    pub mseq: u64,
     pub topic: Option<TopicInfo>,
     pub modes: RoomModes,
     pub bans: Vec<BanEntry>,
@@ -55,6 +62,7 @@ impl Room {
             name: display_name.to_string(),
             created_at: now,
             seq: 0,
+            mseq: 0,
             topic: None,
             modes: RoomModes {
                 no_external: true,
@@ -70,6 +78,32 @@ impl Room {
         }
     }
 
+    /// A new room named `display_name`; over the husk of an earlier room of
+    /// that name, it continues that room's counters (and knows which
+    /// intents the husk's record lists as applied).
+    pub fn create(display_name: &str, now: i64, husk: Option<&Husk>) -> Self {
+        let mut room = Self::new(display_name, now);
+        if let Some(husk) = husk {
+            room.seq = husk.seq;
+            room.mseq = husk.mseq;
+            room.last_applied = husk.last_applied.clone();
+        }
+        room
+    }
+
+    /// What remains of this room once it has emptied.
+    pub fn into_husk(self) -> Husk {
+        Husk {
+            room: self.room,
+            name: self.name,
+            created_at: self.created_at,
+            seq: self.seq,
+            mseq: self.mseq,
+            last_applied: self.last_applied,
+            revision: self.revision,
+        }
+    }
+
     /// Rebuilds a room from its stored record (at `revision`).
     pub fn from_record(record: RoomRecord, revision: u64) -> Self {
         let mut room = Self {
@@ -77,6 +111,7 @@ impl Room {
             name: record.name,
             created_at: record.created_at,
             seq: record.seq,
+            mseq: record.mseq,
             topic: record.topic,
             modes: record.modes,
             bans: record.bans,
@@ -100,7 +135,7 @@ impl Room {
             name: self.name.clone(),
             created_at: self.created_at,
             seq: self.seq,
-            mseq: 0,
+            mseq: self.mseq,
             topic: self.topic.clone(),
             modes: self.modes.clone(),
             bans: self.bans.clone(),
@@ -253,20 +288,100 @@ impl Room {
         self.member(sid).is_some_and(|m| m.op)
     }
 
-    /// The next event of the room: takes the next seq.
+    /// The next event of the room: takes the next seq, and a PRIVMSG or
+    /// NOTICE also the next message number (TAGMSG and every other event
+    /// have none).
     pub fn event(&mut self, id: &str, actor: &Actor, body: EventBody, now: i64) -> RoomEvent {
         self.seq += 1;
+        let numbered = matches!(
+            body,
+            EventBody::Message {
+                kind: MessageKind::Privmsg | MessageKind::Notice,
+                ..
+            }
+        );
+        let mseq = numbered.then(|| {
+            self.mseq += 1;
+            self.mseq
+        });
         RoomEvent {
             v: SCHEMA_VERSION,
             room: self.room.clone(),
             name: self.name.clone(),
             seq: self.seq,
-            mseq: None,
+            mseq,
             id: id.to_string(),
             at: now,
             actor: actor.clone(),
             body,
         }
+    }
+}
+
+/// What the router keeps of a room that emptied: a high-water mark, not a
+/// room. Stored as a record with no members (default modes, no topic, bans
+/// or invitations) under the room's key, so that the next room of that name
+/// starts from its `seq` and `mseq`: Tinode group topics need message
+/// numbers that are never reused, and event seqs that keep growing spare
+/// gateways and history a restart at 1. Every reader of the rooms bucket
+/// treats a member-less record as "no such room".
+#[derive(Debug, Clone, PartialEq)]
+pub struct Husk {
+    /// Folded name.
+    pub room: String,
+    /// Display name of the room's last life.
+    pub name: String,
+    pub created_at: i64,
+    pub seq: u64,
+    pub mseq: u64,
+    last_applied: HashSet<String>,
+    /// Revision of the husk's (or, until it is written, of the emptied
+    /// room's) record in the rooms bucket (0: none).
+    pub revision: u64,
+}
+
+impl Husk {
+    /// The husk a member-less record stands for (at `revision`).
+    pub fn from_record(record: RoomRecord, revision: u64) -> Self {
+        Self {
+            room: record.room,
+            name: record.name,
+            created_at: record.created_at,
+            seq: record.seq,
+            mseq: record.mseq,
+            last_applied: record.applied.into_iter().collect(),
+            revision,
+        }
+    }
+
+    /// The record to store, `applied` being the ids of the intents of this
+    /// batch applied to the room (the last of them emptied it).
+    pub fn to_record(&self, applied: Vec<String>) -> RoomRecord {
+        RoomRecord {
+            room: self.room.clone(),
+            name: self.name.clone(),
+            created_at: self.created_at,
+            seq: self.seq,
+            mseq: self.mseq,
+            topic: None,
+            modes: RoomModes::default(),
+            bans: Vec::new(),
+            invited: Vec::new(),
+            members: Vec::new(),
+            applied,
+        }
+    }
+
+    /// Whether the husk's record lists `intent_id` as applied.
+    pub fn was_applied(&self, intent_id: &str) -> bool {
+        self.last_applied.contains(intent_id)
+    }
+
+    /// Records that the bucket now holds this husk at `revision`, listing
+    /// exactly `ids` as applied.
+    pub fn set_stored(&mut self, ids: &[String], revision: u64) {
+        self.last_applied = ids.iter().cloned().collect();
+        self.revision = revision;
     }
 }
 
@@ -311,17 +426,76 @@ mod tests {
         room.add_member(member(actor("a", "gw1")));
         room.invite("z");
         room.seq = 7;
+        room.mseq = 4;
         let record = room.to_record(vec!["i1".into()]);
         assert_eq!(record.room, "ops");
+        assert_eq!(record.mseq, 4);
         assert_eq!(record.name, "Ops");
         assert_eq!(record.applied, vec!["i1".to_string()]);
         let back = Room::from_record(record, 3);
         assert!(back.was_applied("i1"));
         assert_eq!(back.revision, 3);
-        assert_eq!(back.seq, 7);
+        assert_eq!((back.seq, back.mseq), (7, 4));
         assert_eq!(back.gateway_count("gw1"), 1);
         assert!(back.is_invited("z"));
         assert!(back.modes.no_external && back.modes.topic_ops);
+    }
+
+    #[test]
+    fn only_privmsg_and_notice_take_a_message_number() {
+        let alice = actor("a", "gw1");
+        let mut room = Room::new("Ops", 0);
+        let say = |room: &mut Room, kind| {
+            let body = EventBody::Message {
+                kind,
+                text: "x".into(),
+                tags: Default::default(),
+            };
+            let ev = room.event("i", &alice, body, 0);
+            (ev.seq, ev.mseq)
+        };
+        assert_eq!(room.event("j", &alice, EventBody::Join, 0).mseq, None);
+        assert_eq!(say(&mut room, MessageKind::Privmsg), (2, Some(1)));
+        assert_eq!(say(&mut room, MessageKind::Tagmsg), (3, None));
+        assert_eq!(say(&mut room, MessageKind::Notice), (4, Some(2)));
+        let topic = EventBody::Topic { topic: "t".into() };
+        assert_eq!(room.event("t", &alice, topic, 0).mseq, None);
+        assert_eq!((room.seq, room.mseq), (5, 2));
+    }
+
+    #[test]
+    fn a_husk_keeps_the_counters_and_nothing_else() {
+        let mut room = Room::new("Ops", 5);
+        room.add_member(member(actor("a", "gw1")));
+        room.invite("z");
+        room.topic = Some(TopicInfo {
+            text: "t".into(),
+            set_by: "a".into(),
+            set_at: 1,
+        });
+        room.modes.secret = true;
+        room.seq = 9;
+        room.mseq = 3;
+        room.revision = 4;
+        room.remove_member("a");
+        let husk = room.into_husk();
+        assert_eq!(husk.revision, 4);
+        let record = husk.to_record(vec!["p1".into()]);
+        assert_eq!((record.room.as_str(), record.name.as_str()), ("ops", "Ops"));
+        assert_eq!((record.seq, record.mseq), (9, 3));
+        assert!(record.members.is_empty() && record.invited.is_empty());
+        assert_eq!(
+            (&record.topic, &record.modes),
+            (&None, &RoomModes::default())
+        );
+        let husk = Husk::from_record(record, 6);
+        assert!(husk.was_applied("p1"));
+        let again = Room::create("OPS", 10, Some(&husk));
+        assert_eq!((again.seq, again.mseq), (9, 3));
+        assert_eq!((again.name.as_str(), again.created_at), ("OPS", 10));
+        assert!(again.modes.no_external && again.modes.topic_ops);
+        assert!(again.was_applied("p1"));
+        assert_eq!(again.revision, 0, "the rooms set the revision to overwrite");
     }
 
     #[test]

@@ -3,8 +3,13 @@
 //! This is the pure half of the partition loop: it decides, for each intent,
 //! whether to skip it (already applied before a crash), applies it, and
 //! remembers what the end of the batch must do: which records to write
-//! (with which applied ids), which to delete, which gateway bindings may
-//! have to go. The partition loop ([`crate::partition`]) only adds the I/O.
+//! (with which applied ids), which gateway bindings may have to go. The
+//! partition loop ([`crate::partition`]) only adds the I/O.
+//!
+//! Besides the live rooms it keeps the husks of the rooms that emptied
+//! (see [`Husk`]): their records stay in the bucket as high-water marks, and
+//! a room created under such a name continues the husk's seq and mseq and
+//! overwrites its record.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -12,7 +17,7 @@ use bus::names::{fold, partition_of};
 use bus::schema::{Actor, Intent, RoomRecord};
 
 use crate::handlers::{self, Outcome};
-use crate::room::Room;
+use crate::room::{Husk, Room};
 
 /// What happened to one intent.
 #[derive(Debug)]
@@ -38,39 +43,49 @@ pub enum Step {
 pub struct BatchLog {
     touched: BTreeSet<String>,
     applied: HashMap<String, Vec<String>>,
-    /// Rooms whose record must be deleted, with the revision to expect.
-    deleted: HashMap<String, u64>,
+    /// Rooms that emptied during the batch: unless created again since,
+    /// their husk's record is written.
+    husked: BTreeSet<String>,
     emptied: BTreeSet<(String, String)>,
 }
 
-/// A write to the rooms bucket at the end of a batch, compare-and-set on
-/// the revision the router last saw (0: the key must not hold a record).
+/// A write to the rooms bucket at the end of a batch (a live room's record
+/// or a husk's), compare-and-set on the revision the router last saw (0:
+/// the key must not hold a record).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Write {
-    Put {
-        record: Box<RoomRecord>,
-        revision: u64,
-    },
-    Delete {
-        room: String,
-        revision: u64,
-    },
+pub struct Write {
+    pub record: Box<RoomRecord>,
+    pub revision: u64,
 }
 
 /// What the rooms bucket holds for a partition.
 #[derive(Debug, Default)]
 pub struct Stored {
-    /// Records with their revisions.
+    /// Records with their revisions (live rooms and husks).
     pub records: Vec<(RoomRecord, u64)>,
     /// Keys holding a record that cannot be read (room, revision): a room
     /// created under that name overwrites it instead of failing to create.
     pub unreadable: Vec<(String, u64)>,
 }
 
+impl Stored {
+    /// How many of the records are husks (no members).
+    pub fn husks(&self) -> usize {
+        self.records
+            .iter()
+            .filter(|(r, _)| r.members.is_empty())
+            .count()
+    }
+}
+
 pub struct Rooms {
     partition: u16,
     partitions: u16,
     map: HashMap<String, Room>,
+    /// Husks of rooms that emptied, by room. A room created over one leaves
+    /// it here until the room's own record is written, so that undoing the
+    /// creating JOIN finds it again.
+    husks: HashMap<String, Husk>,
     /// Revisions of unreadable records, by room.
     unreadable: HashMap<String, u64>,
     log: BatchLog,
@@ -82,11 +97,13 @@ impl Rooms {
             partition,
             partitions,
             map: HashMap::new(),
+            husks: HashMap::new(),
             unreadable: HashMap::new(),
             log: BatchLog::default(),
         }
     }
 
+    /// How many live rooms (husks are not rooms).
     pub fn len(&self) -> usize {
         self.map.len()
     }
@@ -96,18 +113,31 @@ impl Rooms {
         self.map.get(room)
     }
 
+    #[cfg(test)]
+    pub fn husk(&self, room: &str) -> Option<&Husk> {
+        self.husks.get(room)
+    }
+
     /// Whether a folded room name belongs to this partition.
     pub fn owns(&self, room: &str) -> bool {
         partition_of(room, self.partitions) == self.partition
     }
 
-    /// Replaces every room with the stored records (after another router
-    /// owned the partition, or at start).
+    /// Replaces every room and husk with the stored records (after another
+    /// router owned the partition, or at start). A record without members
+    /// is a husk.
     pub fn load(&mut self, stored: Stored) {
         self.map.clear();
+        self.husks.clear();
         self.log = BatchLog::default();
         for (record, revision) in stored.records {
-            if self.owns(&record.room) {
+            if !self.owns(&record.room) {
+                continue;
+            }
+            if record.members.is_empty() {
+                let husk = Husk::from_record(record, revision);
+                self.husks.insert(husk.room.clone(), husk);
+            } else {
                 let room = Room::from_record(record, revision);
                 self.map.insert(room.room.clone(), room);
             }
@@ -122,7 +152,17 @@ impl Rooms {
             return Step::Misrouted;
         }
         let mut slot = self.map.remove(&key);
-        if slot.as_ref().is_some_and(|r| r.was_applied(&intent.id)) {
+        // The husk matters only while there is no live room.
+        let husk = match slot {
+            None => self.husks.get(&key),
+            Some(_) => None,
+        };
+        let applied = match (&slot, husk) {
+            (Some(room), _) => room.was_applied(&intent.id),
+            (None, Some(husk)) => husk.was_applied(&intent.id),
+            (None, None) => false,
+        };
+        if applied {
             // Keep it listed, so a crash before this batch's ack still skips it.
             self.log
                 .applied
@@ -136,8 +176,7 @@ impl Rooms {
         }
         let snapshot = handlers::may_bind(&slot, intent).then(|| Box::new(slot.clone()));
         let existed = slot.is_some();
-        let revision = slot.as_ref().map_or(0, |r| r.revision);
-        let outcome = handlers::apply(&mut slot, intent, now);
+        let outcome = handlers::apply(&mut slot, husk, intent, now);
         if existed || slot.is_some() {
             self.log
                 .applied
@@ -145,7 +184,7 @@ impl Rooms {
                 .or_default()
                 .push(intent.id.clone());
         }
-        self.note(&key, revision, slot, &outcome);
+        self.note(&key, slot, &outcome);
         Step::Applied {
             room: key,
             outcome,
@@ -161,6 +200,7 @@ impl Rooms {
                 self.map.insert(room.to_string(), before);
             }
             None => {
+                // The husk it was created over (if any) is still kept.
                 self.map.remove(room);
             }
         }
@@ -186,9 +226,8 @@ impl Rooms {
             .collect()
     }
 
-    /// Logs what an applied intent did to room `key` (whose record was at
-    /// `revision` before).
-    fn note(&mut self, key: &str, revision: u64, slot: Option<Room>, outcome: &Outcome) {
+    /// Logs what an applied intent did to room `key`.
+    fn note(&mut self, key: &str, slot: Option<Room>, outcome: &Outcome) {
         self.log.touched.insert(key.to_string());
         for gateway in &outcome.emptied {
             self.log.emptied.insert((key.to_string(), gateway.clone()));
@@ -196,19 +235,24 @@ impl Rooms {
         match slot {
             Some(mut room) => {
                 if room.revision == 0 {
-                    // A room (re)created over a record that still exists:
-                    // one deleted earlier in this batch, or an unreadable one.
-                    let previous = self.log.deleted.remove(key);
-                    room.revision = previous
-                        .or_else(|| self.unreadable.remove(key))
+                    // A room created over a record that exists: the husk of
+                    // an earlier room (perhaps one emptied earlier in this
+                    // batch), or an unreadable record.
+                    room.revision = self
+                        .husks
+                        .get(key)
+                        .map(|h| h.revision)
+                        .or_else(|| self.unreadable.get(key).copied())
                         .unwrap_or(0);
                 }
                 self.map.insert(key.to_string(), room);
             }
-            None if revision != 0 => {
-                self.log.deleted.insert(key.to_string(), revision);
+            None => {
+                if let Some(husk) = &outcome.ended {
+                    self.husks.insert(key.to_string(), (**husk).clone());
+                    self.log.husked.insert(key.to_string());
+                }
             }
-            None => {}
         }
     }
 
@@ -232,38 +276,48 @@ impl Rooms {
     }
 
     /// The writes to the rooms bucket: every touched room's full record with
-    /// the ids applied to it in this batch, or a delete for a stored room
-    /// that became empty.
+    /// the ids applied to it in this batch, or the husk of a room that
+    /// emptied (written even if the room was never stored: its seqs and
+    /// message numbers were published, so they must never be given again).
     pub fn writes(&self, log: &BatchLog) -> Vec<Write> {
         log.touched
             .iter()
-            .filter_map(|key| match self.map.get(key) {
-                Some(room) => {
-                    let applied = log.applied.get(key).cloned().unwrap_or_default();
-                    Some(Write::Put {
-                        record: Box::new(room.to_record(applied)),
+            .filter_map(|key| {
+                let applied = || log.applied.get(key).cloned().unwrap_or_default();
+                if let Some(room) = self.map.get(key) {
+                    Some(Write {
+                        record: Box::new(room.to_record(applied())),
                         revision: room.revision,
                     })
+                } else if log.husked.contains(key) {
+                    self.husks.get(key).map(|husk| Write {
+                        record: Box::new(husk.to_record(applied())),
+                        revision: husk.revision,
+                    })
+                } else {
+                    None
                 }
-                None => log.deleted.get(key).map(|revision| Write::Delete {
-                    room: key.clone(),
-                    revision: *revision,
-                }),
             })
             .collect()
     }
 
     /// Notes that the bucket now holds `record` at `revision`.
     pub fn mark_stored(&mut self, record: &RoomRecord, revision: u64) {
-        if let Some(room) = self.map.get_mut(&record.room) {
+        let key = &record.room;
+        self.unreadable.remove(key);
+        if let Some(room) = self.map.get_mut(key) {
             room.set_stored(&record.applied, revision);
+            // Overwritten by the live room's record.
+            self.husks.remove(key);
+        } else if let Some(husk) = self.husks.get_mut(key) {
+            husk.set_stored(&record.applied, revision);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use bus::schema::{IntentBody, MessageKind};
+    use bus::schema::{IntentBody, MessageKind, Reply};
 
     use super::*;
     use crate::handlers::testing::{actor, intent};
@@ -298,21 +352,39 @@ mod tests {
         }
     }
 
-    /// The puts of a batch, as if the bucket stored each at revision 7.
+    /// The writes of a batch, as if the bucket stored each at revision 7.
     fn puts(writes: Vec<Write>) -> Vec<(RoomRecord, u64)> {
-        writes
-            .into_iter()
-            .filter_map(|w| match w {
-                Write::Put { record, .. } => Some((*record, 7)),
-                Write::Delete { .. } => None,
-            })
-            .collect()
+        writes.into_iter().map(|w| (*w.record, 7)).collect()
+    }
+
+    /// The revisions a batch's writes expect.
+    fn revisions(writes: &[Write]) -> Vec<u64> {
+        writes.iter().map(|w| w.revision).collect()
     }
 
     fn stored(records: Vec<(RoomRecord, u64)>) -> Stored {
         Stored {
             records,
             unreadable: Vec::new(),
+        }
+    }
+
+    /// Ends the batch as the partition loop does, the bucket storing every
+    /// write at `revision`; returns the records written.
+    fn end_batch(rooms: &mut Rooms, revision: u64) -> Vec<RoomRecord> {
+        let log = rooms.take_log();
+        let records: Vec<RoomRecord> = rooms.writes(&log).into_iter().map(|w| *w.record).collect();
+        for record in &records {
+            rooms.mark_stored(record, revision);
+        }
+        records
+    }
+
+    /// The (seq, mseq) of the events of an applied step.
+    fn numbers(step: Step) -> Vec<(u64, Option<u64>)> {
+        match step {
+            Step::Applied { outcome, .. } => outcome.events().map(|e| (e.seq, e.mseq)).collect(),
+            other => panic!("{other:?}"),
         }
     }
 
@@ -332,13 +404,10 @@ mod tests {
         }
         let log = rooms.take_log();
         let writes = rooms.writes(&log);
-        assert!(
-            matches!(&writes[..], [Write::Put { revision: 0, .. }]),
-            "a new room is created"
-        );
+        assert_eq!(revisions(&writes), [0], "a new room is created");
         let records = puts(writes);
         assert_eq!(records[0].0.applied, vec!["j1", "m1", "m2"]);
-        assert_eq!(records[0].0.seq, 3);
+        assert_eq!((records[0].0.seq, records[0].0.mseq), (3, 2));
 
         // Crash before the ack: another router loads the record and gets
         // the same deliveries again, plus a new one.
@@ -346,16 +415,11 @@ mod tests {
         other.load(stored(records));
         let m2 = intent("m2", &alice, msg_body("ops", "b"));
         assert!(matches!(other.apply(&m2, 20), Step::Skipped));
-        match other.apply(&intent("m3", &alice, msg_body("ops", "c")), 20) {
-            Step::Applied { outcome, .. } => assert_eq!(outcome.events().next().unwrap().seq, 4),
-            other => panic!("{other:?}"),
-        }
+        let m3 = intent("m3", &alice, msg_body("ops", "c"));
+        assert_eq!(numbers(other.apply(&m3, 20)), [(4, Some(3))]);
         let log = other.take_log();
         let writes = other.writes(&log);
-        assert!(
-            matches!(&writes[..], [Write::Put { revision: 7, .. }]),
-            "compare-and-set"
-        );
+        assert_eq!(revisions(&writes), [7], "compare-and-set");
         let records = puts(writes);
         assert_eq!(
             records[0].0.applied,
@@ -369,10 +433,11 @@ mod tests {
     }
 
     #[test]
-    fn replay_without_record_reproduces_same_seq_and_id() {
+    fn replay_without_record_reproduces_same_seq_mseq_and_id() {
         let alice = actor("alice", "gw1");
         let mut a = rooms_for("ops");
         a.apply(&intent("j1", &alice, join_body("ops")), 10);
+        a.apply(&intent("m0", &alice, msg_body("ops", "w")), 10);
         let log = a.take_log();
         let records = puts(a.writes(&log));
         // The next batch is published but the router dies before writing.
@@ -392,7 +457,8 @@ mod tests {
             first.events().next().unwrap(),
             again.events().next().unwrap(),
         );
-        assert_eq!((e1.seq, &e1.id), (e2.seq, &e2.id));
+        assert_eq!((e1.seq, e1.mseq, &e1.id), (e2.seq, e2.mseq, &e2.id));
+        assert_eq!((e2.seq, e2.mseq), (3, Some(2)));
     }
 
     #[test]
@@ -415,16 +481,14 @@ mod tests {
     }
 
     #[test]
-    fn emptied_room_is_deleted_and_unbound() {
+    fn emptied_room_leaves_a_husk_and_is_unbound() {
         let alice = actor("alice", "gw1");
         let bob = actor("bob", "gw2");
         let mut rooms = rooms_for("ops");
-        rooms.apply(&intent("j1", &alice, join_body("ops")), 10);
+        rooms.apply(&intent("j1", &alice, join_body("Ops")), 10);
         rooms.apply(&intent("j2", &bob, join_body("ops")), 10);
-        let log = rooms.take_log();
-        for (record, revision) in puts(rooms.writes(&log)) {
-            rooms.mark_stored(&record, revision);
-        }
+        rooms.apply(&intent("m1", &bob, msg_body("ops", "hi")), 10);
+        end_batch(&mut rooms, 7);
         rooms.apply(&intent("p1", &bob, part_body("ops")), 20);
         rooms.apply(&intent("p2", &alice, part_body("ops")), 20);
         let log = rooms.take_log();
@@ -433,13 +497,82 @@ mod tests {
             ("ops".to_string(), "gw2".to_string()),
         ];
         assert_eq!(rooms.unbinds(&log), both);
-        assert_eq!(
-            rooms.writes(&log),
-            vec![Write::Delete {
-                room: "ops".into(),
-                revision: 7
-            }]
-        );
+        let writes = rooms.writes(&log);
+        assert_eq!(revisions(&writes), [7], "the husk overwrites the room");
+        let husk = &writes[0].record;
+        assert_eq!((husk.room.as_str(), husk.name.as_str()), ("ops", "Ops"));
+        assert_eq!((husk.seq, husk.mseq), (5, 1));
+        assert!(husk.members.is_empty() && husk.invited.is_empty() && husk.bans.is_empty());
+        assert_eq!(husk.modes, Default::default());
+        assert_eq!(husk.applied, vec!["p1", "p2"]);
+        rooms.mark_stored(husk, 8);
+        assert_eq!(rooms.len(), 0, "a husk is not a room");
+        assert_eq!(rooms.husk("ops").unwrap().revision, 8);
+
+        // A message to it is refused as to any missing room, and writes nothing.
+        match rooms.apply(&intent("m2", &bob, msg_body("ops", "x")), 30) {
+            Step::Applied { outcome, .. } => assert!(matches!(
+                &outcome.effects[..],
+                [Effect::Reply { reply, .. }] if matches!(reply.body, Reply::Error { .. })
+            )),
+            other => panic!("{other:?}"),
+        }
+        assert!(end_batch(&mut rooms, 9).is_empty());
+
+        // Created again: both counters continue, over the husk's revision.
+        let j3 = intent("j3", &bob, join_body("OPS"));
+        assert_eq!(numbers(rooms.apply(&j3, 40)), [(6, None)]);
+        let m3 = intent("m3", &bob, msg_body("ops", "again"));
+        assert_eq!(numbers(rooms.apply(&m3, 40)), [(7, Some(2))]);
+        let log = rooms.take_log();
+        let writes = rooms.writes(&log);
+        assert_eq!(revisions(&writes), [8]);
+        let record = &writes[0].record;
+        assert_eq!(record.name, "OPS", "the new creator names it");
+        assert!(record.members[0].op);
+        rooms.mark_stored(record, 10);
+        assert!(rooms.husk("ops").is_none(), "overwritten by the room");
+    }
+
+    #[test]
+    fn takeover_keeps_husks_and_replays_identically() {
+        let alice = actor("alice", "gw1");
+        let mut a = rooms_for("ops");
+        a.apply(&intent("j1", &alice, join_body("ops")), 10);
+        a.apply(&intent("m1", &alice, msg_body("ops", "x")), 10);
+        end_batch(&mut a, 3);
+        // Batch 2 empties the room; its husk is written, then the router
+        // dies before the ack.
+        a.apply(&intent("p1", &alice, part_body("ops")), 20);
+        let husk = end_batch(&mut a, 4);
+        assert!(husk[0].members.is_empty());
+        let stored_records = vec![(husk[0].clone(), 4)];
+
+        // The next router loads the husk: no room, but the counters.
+        let mut b = rooms_for("ops");
+        b.load(stored(stored_records.clone()));
+        assert_eq!(b.len(), 0);
+        assert_eq!(b.husk("ops").map(|h| (h.seq, h.mseq)), Some((3, 1)));
+        // The redelivered PART is skipped; the JOIN after it (new) and a
+        // message continue the numbers.
+        let p1 = intent("p1", &alice, part_body("ops"));
+        assert!(matches!(b.apply(&p1, 30), Step::Skipped));
+        let j2 = intent("j2", &alice, join_body("ops"));
+        let m2 = intent("m2", &alice, msg_body("ops", "y"));
+        assert_eq!(numbers(b.apply(&j2, 30)), [(4, None)]);
+        assert_eq!(numbers(b.apply(&m2, 30)), [(5, Some(2))]);
+        let log = b.take_log();
+        let writes = b.writes(&log);
+        assert_eq!(revisions(&writes), [4]);
+        assert_eq!(writes[0].record.applied, vec!["p1", "j2", "m2"]);
+
+        // That router dies too before writing: a third one replays the
+        // same intents from the same husk to the same numbers and ids.
+        let mut c = rooms_for("ops");
+        c.load(stored(stored_records));
+        assert!(matches!(c.apply(&p1, 40), Step::Skipped));
+        assert_eq!(numbers(c.apply(&j2, 40)), [(4, None)]);
+        assert_eq!(numbers(c.apply(&m2, 40)), [(5, Some(2))]);
     }
 
     #[test]
@@ -453,11 +586,25 @@ mod tests {
         rooms.apply(&intent("j3", &bob, join_body("ops")), 20);
         let log = rooms.take_log();
         assert!(rooms.unbinds(&log).is_empty());
-        // Never stored, so nothing to delete, only the put.
         assert_eq!(
             puts(rooms.writes(&log))[0].0.applied,
             vec!["j1", "j2", "p1", "j3"]
         );
+    }
+
+    #[test]
+    fn a_room_used_and_emptied_within_one_batch_still_leaves_its_husk() {
+        let alice = actor("alice", "gw1");
+        let mut rooms = rooms_for("ops");
+        rooms.apply(&intent("j1", &alice, join_body("ops")), 10);
+        rooms.apply(&intent("m1", &alice, msg_body("ops", "x")), 10);
+        rooms.apply(&intent("p1", &alice, part_body("ops")), 10);
+        let log = rooms.take_log();
+        let writes = rooms.writes(&log);
+        // Never stored: the husk is created, since its numbers went out.
+        assert_eq!(revisions(&writes), [0]);
+        assert_eq!((writes[0].record.seq, writes[0].record.mseq), (3, 1));
+        assert!(writes[0].record.members.is_empty());
     }
 
     #[test]
@@ -466,16 +613,33 @@ mod tests {
         let mut rooms = rooms_for("ops");
         let mut record = Room::new("ops", 0);
         record.add_member(crate::handlers::testing::member(alice.clone()));
+        record.seq = 4;
+        record.mseq = 2;
         rooms.load(stored(vec![(record.to_record(vec![]), 5)]));
-        // Emptied and recreated within one batch: one put over revision 5.
+        // Emptied and recreated within one batch: one put over revision 5,
+        // the numbers going on.
         rooms.apply(&intent("p1", &alice, part_body("ops")), 10);
-        rooms.apply(&intent("j1", &alice, join_body("Ops")), 10);
+        let j1 = intent("j1", &alice, join_body("Ops"));
+        assert_eq!(numbers(rooms.apply(&j1, 10)), [(6, None)]);
         let log = rooms.take_log();
         let writes = rooms.writes(&log);
-        assert!(
-            matches!(&writes[..], [Write::Put { revision: 5, .. }]),
-            "{writes:?}"
-        );
+        assert_eq!(revisions(&writes), [5], "{writes:?}");
+        assert_eq!((writes[0].record.seq, writes[0].record.mseq), (6, 2));
+        assert_eq!(writes[0].record.members.len(), 1);
+
+        // A JOIN over a husk whose gateway turns out to be gone is undone,
+        // and the husk is still there for the next one.
+        let mut rooms = rooms_for("ops");
+        let husk = Room::new("ops", 0).into_husk().to_record(vec![]);
+        rooms.load(stored(vec![(husk, 6)]));
+        let Step::Applied { room, snapshot, .. } = rooms.apply(&j1, 10) else {
+            panic!()
+        };
+        rooms.undo(&room, "j1", *snapshot.unwrap());
+        assert!(rooms.get("ops").is_none() && rooms.husk("ops").is_some());
+        rooms.apply(&intent("j2", &alice, join_body("ops")), 10);
+        let log = rooms.take_log();
+        assert_eq!(revisions(&rooms.writes(&log)), [6]);
 
         // An unreadable record is overwritten by the next room of that name.
         let mut rooms = rooms_for("ops");
@@ -485,10 +649,7 @@ mod tests {
         });
         rooms.apply(&intent("j1", &alice, join_body("ops")), 10);
         let log = rooms.take_log();
-        assert!(matches!(
-            &rooms.writes(&log)[..],
-            [Write::Put { revision: 9, .. }]
-        ));
+        assert_eq!(revisions(&rooms.writes(&log)), [9]);
     }
 
     #[test]
@@ -498,10 +659,12 @@ mod tests {
         let mut rooms = Rooms::new((p + 1) % N, N);
         let join = intent("j1", &alice, join_body("ops"));
         assert!(matches!(rooms.apply(&join, 0), Step::Misrouted));
-        rooms.load(stored(vec![(Room::new("ops", 0).to_record(vec![]), 1)]));
+        let mut room = Room::new("Ops", 0);
+        room.add_member(crate::handlers::testing::member(alice.clone()));
+        rooms.load(stored(vec![(room.to_record(vec![]), 1)]));
         assert_eq!(rooms.len(), 0);
         let mut own = rooms_for("ops");
-        own.load(stored(vec![(Room::new("Ops", 0).to_record(vec![]), 1)]));
+        own.load(stored(vec![(room.to_record(vec![]), 1)]));
         assert_eq!(own.len(), 1);
     }
 

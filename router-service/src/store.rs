@@ -1,6 +1,9 @@
 //! The router's NATS state: room records, partition ownership, and the
 //! list of live sessions the sweeper compares members against.
 //!
+//! A room that empties is not deleted: its record is overwritten by its
+//! husk (no members, its seq and mseq kept; see [`crate::room::Husk`]).
+//!
 //! Room writes are compare-and-set on the revision the router last saw, so
 //! a router that lost its partition without noticing (its AMQP connection
 //! died in the middle of a batch) fails its late writes instead of
@@ -33,12 +36,6 @@ pub enum StoreError {
         key: String,
         revision: u64,
         error: kv::UpdateError,
-    },
-    #[error("deleting {key} at revision {revision} from NATS: {error}")]
-    Delete {
-        key: String,
-        revision: u64,
-        error: kv::DeleteError,
     },
     #[error("listing the keys of bucket {bucket}: {detail}")]
     List {
@@ -84,9 +81,10 @@ impl Store {
         Ok(())
     }
 
-    /// Every stored room record of one partition, with its revision. A
-    /// record that does not decode is logged and reported as unreadable:
-    /// one bad record must not stop the partition from starting.
+    /// Every stored room record of one partition (live rooms and husks),
+    /// with its revision. A record that does not decode is logged and
+    /// reported as unreadable: one bad record must not stop the partition
+    /// from starting.
     pub async fn load_partition(
         &self,
         partition: u16,
@@ -109,7 +107,7 @@ impl Store {
                     error,
                 })?;
             let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
-                continue; // deleted
+                continue; // deleted (by a router from before husks)
             };
             match serde_json::from_slice::<RoomRecord>(&entry.value) {
                 Ok(record) if record.room == room => stored.records.push((record, entry.revision)),
@@ -169,32 +167,6 @@ impl Store {
             revisions[index] = new;
         }
         Ok(revisions)
-    }
-
-    /// Deletes a room's record, if it is still at `revision`, and then
-    /// purges its subject from the bucket's stream.
-    ///
-    /// A KV delete leaves a marker behind, and the rooms bucket has no max
-    /// age, so without the purge every room ever emptied would stay listed
-    /// as a subject forever: partition takeovers and LIST would scan ever
-    /// more keys. The compare-and-set delete comes first so that a router
-    /// that lost ownership fails there and never purges a newer record. A
-    /// failed purge only leaves the marker, so it is logged, not fatal.
-    pub async fn delete_room(&self, room: &str, revision: u64) -> Result<(), StoreError> {
-        let key = room_key(room);
-        self.rooms
-            .delete_expect_revision(&key, Some(revision))
-            .await
-            .map_err(|error| StoreError::Delete {
-                key: key.clone(),
-                revision,
-                error,
-            })?;
-        let subject = format!("{}{key}", self.rooms.prefix);
-        if let Err(error) = self.rooms.stream.purge().filter(subject).await {
-            tracing::warn!(%key, %error, "purging an emptied room's marker failed");
-        }
-        Ok(())
     }
 
     /// The sids of every live session (the keys of the sessions bucket).

@@ -103,7 +103,7 @@ pub async fn info(c: &mut Conn, iq: &Element, q: &Element) {
             answer.child(identity("conference", "text", "Rooms")),
             &[NS_INFO, NS_ITEMS, NS_MUC],
         ),
-        Entity::Room(room) => match c.gw.registry.room(&room).await {
+        Entity::Room(room) => match c.gw.registry.live_room(&room).await {
             Ok(Some(rec)) => room_info(answer, &rec),
             Ok(None) => return error(c, iq, StanzaCondition::ItemNotFound),
             Err(e) => {

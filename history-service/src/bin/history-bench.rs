@@ -189,7 +189,8 @@ fn event(room: &str, seq: u64, id: String, at: i64) -> RoomEvent {
         room: room.into(),
         name: room.to_ascii_uppercase(),
         seq,
-        mseq: None,
+        // Every bench event is a PRIVMSG, numbered as the router would.
+        mseq: Some(seq),
         id,
         at,
         actor: actor(seq),
@@ -463,7 +464,7 @@ async fn seed(pg: &str, rows: i64, others: i64, other_rows: i64) -> anyhow::Resu
         let sink = tx
             .copy_in(
                 "COPY messages (conversation, seq, msgid, at, kind, sender_account, sender_nick, \
-                 body, tags, item) FROM STDIN BINARY",
+                 body, tags, item, mseq) FROM STDIN BINARY",
             )
             .await?;
         let writer = BinaryCopyInWriter::new(
@@ -479,6 +480,7 @@ async fn seed(pg: &str, rows: i64, others: i64, other_rows: i64) -> anyhow::Resu
                 Type::TEXT,
                 Type::JSONB,
                 Type::JSONB,
+                Type::INT8,
             ],
         );
         futures::pin_mut!(writer);
@@ -503,6 +505,7 @@ async fn seed(pg: &str, rows: i64, others: i64, other_rows: i64) -> anyhow::Resu
                     &row.body,
                     &row.tags,
                     &row.item,
+                    &seq,
                 ])
                 .await?;
         }

@@ -1,13 +1,17 @@
-//! Reading history: finding a conversation, pages by selector, targets and
-//! pending deliveries.
+//! Reading history: finding a conversation, pages by selector, items by
+//! message number, targets and pending deliveries.
 //!
 //! Every page query walks an index in the direction it needs and stops after
 //! `limit` rows (`ORDER BY … DESC LIMIT n`, then reversed), so a page costs
 //! the same in a conversation of ten items and of ten million. Anchors by
 //! seq or message id walk the primary key `(conversation, seq)`; anchors by
-//! time walk `(conversation, at, seq)`.
+//! time walk `(conversation, at, seq)`; message numbers walk the unique
+//! index `(conversation, mseq)`.
+//!
+//! Every query that builds items selects `seq, msgid, at, item, mseq`, in
+//! that order ([`item_from_row`]).
 
-use bus::history::{Anchor, HistoryItem, HistoryTarget, Selector, TargetSummary};
+use bus::history::{Anchor, HistoryItem, HistoryTarget, Selector, SeqRange, TargetSummary};
 use bus::names::fold;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
@@ -63,19 +67,44 @@ pub struct Conversation {
     pub name: String,
 }
 
+/// At most this many ranges (after merging) in one `Numbered` query: each
+/// is an index walk of its own.
+pub const MAX_RANGES: usize = 64;
+
+/// The item of a row selected as `seq, msgid, at, item, mseq`.
 fn item_from_row(row: &Row) -> Result<HistoryItem, StoreError> {
     let seq: i64 = row.get(0);
     let msgid: String = row.get(1);
     let at: DateTime<Utc> = row.get(2);
     let item: serde_json::Value = row.get(3);
+    let mseq: Option<i64> = row.get(4);
     match serde_json::from_value::<StoredItem>(item) {
-        Ok(stored) => Ok(stored.into_history(seq, msgid, at)),
+        Ok(stored) => Ok(stored.into_history(seq, mseq, msgid, at)),
         Err(error) => Err(StoreError::Item { msgid, error }),
     }
 }
 
 fn seq_value(seq: u64) -> i64 {
     i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+/// Message-number ranges as disjoint `[low, end)` pairs of the database's
+/// type, sorted, merged where they overlap or touch, empty ones dropped.
+pub fn merge_ranges(ranges: &[SeqRange]) -> Vec<(i64, i64)> {
+    let mut spans: Vec<(i64, i64)> = ranges
+        .iter()
+        .map(|r| (seq_value(r.low), seq_value(r.end())))
+        .filter(|(low, end)| low < end)
+        .collect();
+    spans.sort_unstable();
+    let mut merged: Vec<(i64, i64)> = Vec::with_capacity(spans.len());
+    for (low, end) in spans {
+        match merged.last_mut() {
+            Some(last) if low <= last.1 => last.1 = last.1.max(end),
+            _ => merged.push((low, end)),
+        }
+    }
+    merged
 }
 
 impl Store {
@@ -225,6 +254,45 @@ impl Store {
         }
     }
 
+    /// The items of a conversation whose message number lies in `ranges`
+    /// (already merged: see [`merge_ranges`]): the newest `limit` of them
+    /// (`limit` already capped), oldest first. Each range is one walk of
+    /// `(conversation, mseq)` from its top, stopping after `limit` rows, so
+    /// the cost does not grow with the size of the conversation.
+    pub async fn numbered(
+        &self,
+        conversation: i64,
+        ranges: &[(i64, i64)],
+        limit: u32,
+    ) -> Result<Vec<HistoryItem>, StoreError> {
+        if limit == 0 || ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lows: Vec<i64> = ranges.iter().map(|r| r.0).collect();
+        let ends: Vec<i64> = ranges.iter().map(|r| r.1).collect();
+        let conn = self.pool.get().await?;
+        let stmt = conn
+            .prepare_cached(
+                "SELECT m.seq, m.msgid, m.at, m.item, m.mseq \
+                 FROM unnest($2::bigint[], $3::bigint[]) AS r(low, hi) \
+                 CROSS JOIN LATERAL ( \
+                   SELECT seq, msgid, at, item, mseq FROM messages \
+                   WHERE conversation = $1 AND mseq IS NOT NULL AND mseq >= r.low AND mseq < r.hi \
+                   ORDER BY mseq DESC LIMIT $4) m \
+                 ORDER BY m.mseq DESC LIMIT $4",
+            )
+            .await?;
+        let rows = conn
+            .query(&stmt, &[&conversation, &lows, &ends, &i64::from(limit)])
+            .await?;
+        let mut items = rows
+            .iter()
+            .map(item_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        items.reverse();
+        Ok(items)
+    }
+
     /// The requester's direct conversations (`me`) and the given rooms
     /// (folded names) whose newest item is within `[from, to]` (ms, in
     /// either order), ordered by that time ascending. At most `limit`: the
@@ -295,7 +363,7 @@ impl Store {
         let conn = self.pool.get().await?;
         let stmt = conn
             .prepare_cached(
-                "SELECT m.seq, m.msgid, m.at, m.item FROM pending_deliveries p \
+                "SELECT m.seq, m.msgid, m.at, m.item, m.mseq FROM pending_deliveries p \
                  JOIN messages m ON m.conversation = p.conversation AND m.seq = p.seq \
                  WHERE p.account = $1 ORDER BY m.at, m.conversation, m.seq LIMIT $2",
             )
@@ -408,7 +476,7 @@ impl Query<'_> {
     /// Runs one walk and returns its rows oldest first.
     async fn walk(&self, w: Walk) -> Result<Vec<HistoryItem>, StoreError> {
         let mut sql =
-            String::from("SELECT seq, msgid, at, item FROM messages WHERE conversation = $1");
+            String::from("SELECT seq, msgid, at, item, mseq FROM messages WHERE conversation = $1");
         let kinds: Vec<&str> = MESSAGE_KINDS.to_vec();
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&self.conversation];
         let (lower_seq, lower_at, upper_seq, upper_at);
@@ -475,6 +543,34 @@ pub fn around_split(before: usize, after: usize, limit: usize) -> (usize, usize)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn range(low: u64, hi: Option<u64>) -> SeqRange {
+        SeqRange { low, hi }
+    }
+
+    #[test]
+    fn ranges_are_merged_sorted_and_clamped() {
+        assert_eq!(merge_ranges(&[]), []);
+        assert_eq!(merge_ranges(&[range(5, None)]), [(5, 6)]);
+        assert_eq!(
+            merge_ranges(&[range(10, Some(20)), range(1, Some(3)), range(3, None)]),
+            [(1, 4), (10, 20)],
+            "touching ranges merge"
+        );
+        assert_eq!(
+            merge_ranges(&[range(1, Some(10)), range(4, Some(6)), range(8, Some(12))]),
+            [(1, 12)]
+        );
+        assert_eq!(
+            merge_ranges(&[range(7, Some(7)), range(9, Some(2))]),
+            [],
+            "empty ranges select nothing"
+        );
+        assert_eq!(
+            merge_ranges(&[range(u64::MAX, None), range(2, Some(u64::MAX))]),
+            [(2, i64::MAX)]
+        );
+    }
 
     #[test]
     fn around_shares_the_limit() {

@@ -3,9 +3,16 @@
 
 use std::time::Duration;
 
-use bus::history::{Anchor, HistoryItem, HistoryTarget, Selector};
-use bus::schema::{ClientTags, EventBody, MessageKind, RoomEvent, SCHEMA_VERSION};
+use bus::history::{
+    Anchor, HistoryError, HistoryItem, HistoryQuery, HistoryReplyBody, HistoryRequest,
+    HistoryTarget, Requester, Selector, SeqRange,
+};
+use bus::schema::{
+    ClientTags, EventBody, MemberRecord, MessageKind, RoomEvent, RoomModes, RoomRecord,
+    SCHEMA_VERSION,
+};
 
+use super::query::merge_ranges;
 use super::retention::Policy;
 use super::testdb::TestDb;
 use super::write::{self, DirectWrite};
@@ -44,6 +51,43 @@ fn with_body(mut e: RoomEvent, body: EventBody) -> RoomEvent {
 
 fn seqs(items: &[HistoryItem]) -> Vec<u64> {
     items.iter().map(|i| i.seq).collect()
+}
+
+fn mseqs(items: &[HistoryItem]) -> Vec<Option<u64>> {
+    items.iter().map(|i| i.mseq).collect()
+}
+
+/// The message numbers of a page (all of its items have one).
+fn numbers(items: &[HistoryItem]) -> Vec<u64> {
+    items
+        .iter()
+        .map(|i| i.mseq.expect("a numbered item"))
+        .collect()
+}
+
+fn range(low: u64, hi: Option<u64>) -> SeqRange {
+    SeqRange { low, hi }
+}
+
+/// Events 1..=n of `room` as the router numbers them: every third a JOIN
+/// (no message number), the others messages numbered in order. Returns the
+/// events and the highest message number.
+fn numbered_room(room: &str, n: u64) -> (Vec<RoomEvent>, u64) {
+    let mut mseq = 0;
+    let events = (1..=n)
+        .map(|seq| {
+            if seq % 3 == 0 {
+                with_body(message(room, seq), EventBody::Join)
+            } else {
+                mseq += 1;
+                RoomEvent {
+                    mseq: Some(mseq),
+                    ..message(room, seq)
+                }
+            }
+        })
+        .collect();
+    (events, mseq)
 }
 
 /// Stores messages 1..=n of `room` and returns its conversation id.
@@ -864,4 +908,376 @@ async fn retention_trims_by_age_and_by_count() {
     // Idempotent.
     assert_eq!(s.trim(by_count).await.unwrap().by_count, 0);
     db.drop_now().await;
+}
+
+#[tokio::test]
+async fn message_numbers_are_stored_for_rooms_and_direct_messages() {
+    let db = TestDb::new().await;
+    let s = &db.store;
+    let (mut events, _) = numbered_room("Ops", 6);
+    // A TAGMSG has no number and is not stored.
+    events.push(with_body(
+        message("Ops", 7),
+        EventBody::Message {
+            kind: MessageKind::Tagmsg,
+            text: String::new(),
+            tags: ClientTags::new(),
+        },
+    ));
+    events.push(RoomEvent {
+        mseq: Some(5),
+        ..message("Ops", 8)
+    });
+    assert_eq!(write::room_events(s, &events).await.unwrap(), 7);
+    let c = s.room_conversation("ops").await.unwrap().unwrap().id;
+    let all = s
+        .fetch(c, &Selector::Latest { after: None }, 10, true)
+        .await
+        .unwrap();
+    assert_eq!(seqs(&all), [1, 2, 3, 4, 5, 6, 8]);
+    assert_eq!(
+        mseqs(&all),
+        [Some(1), Some(2), None, Some(3), Some(4), None, Some(5)]
+    );
+    // A redelivery stores nothing twice, numbers included.
+    assert_eq!(write::room_events(s, &events).await.unwrap(), 0);
+
+    // Direct messages: the number is the conversation's seq.
+    let logs = [
+        dm(
+            "d1",
+            actor("bob", "s2", Some("bob")),
+            "alice",
+            Some("alice"),
+            None,
+        ),
+        dm(
+            "d2",
+            actor("alice", "s1", Some("alice")),
+            "bob",
+            Some("bob"),
+            Some("s2"),
+        ),
+    ];
+    let mut logs = logs.to_vec();
+    logs[0].offline = true;
+    write::direct_logs(s, &direct_writes(&logs)).await.unwrap();
+    let d = s
+        .direct_conversation("a:alice", "bob")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let items = s
+        .fetch(d, &Selector::Latest { after: None }, 10, false)
+        .await
+        .unwrap();
+    assert_eq!(seqs(&items), [1, 2]);
+    assert_eq!(mseqs(&items), [Some(1), Some(2)]);
+    let pending = s.pending("alice", 10).await.unwrap();
+    assert_eq!(mseqs(&pending), [Some(1)], "pending items carry theirs too");
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn numbered_selects_ranges_and_the_newest_limit() {
+    let db = TestDb::new().await;
+    let s = &db.store;
+    // 30 events, 20 of them messages numbered 1..=20.
+    let (events, top) = numbered_room("Ops", 30);
+    assert_eq!(top, 20);
+    write::room_events(s, &events).await.unwrap();
+    let c = s.room_conversation("ops").await.unwrap().unwrap().id;
+    let get = |ranges: Vec<SeqRange>, limit: u32| async move {
+        numbers(&s.numbered(c, &merge_ranges(&ranges), limit).await.unwrap())
+    };
+    // One number (no hi), a range (hi exclusive), several, overlapping.
+    assert_eq!(get(vec![range(7, None)], 10).await, [7]);
+    assert_eq!(get(vec![range(3, Some(6))], 10).await, [3, 4, 5]);
+    assert_eq!(
+        get(
+            vec![range(18, Some(100)), range(2, None), range(9, Some(11))],
+            10
+        )
+        .await,
+        [2, 9, 10, 18, 19, 20],
+        "oldest first"
+    );
+    assert_eq!(
+        get(vec![range(1, Some(5)), range(3, Some(8))], 10).await,
+        [1, 2, 3, 4, 5, 6, 7]
+    );
+    // The newest `limit` of what matches, across ranges.
+    assert_eq!(get(vec![range(1, Some(21))], 3).await, [18, 19, 20]);
+    assert_eq!(
+        get(vec![range(1, Some(4)), range(10, Some(12))], 3).await,
+        [3, 10, 11]
+    );
+    assert_eq!(
+        get(vec![range(1, Some(u64::MAX))], 100).await,
+        (1..=20).collect::<Vec<_>>()
+    );
+    // Nothing there, nothing asked, limit 0.
+    assert!(get(vec![range(21, Some(50))], 10).await.is_empty());
+    assert!(get(vec![range(5, Some(5))], 10).await.is_empty());
+    assert!(get(vec![], 10).await.is_empty());
+    assert!(get(vec![range(1, Some(21))], 0).await.is_empty());
+    // The items are whole: the message, its seq and id.
+    let items = s.numbered(c, &[(4, 5)], 10).await.unwrap();
+    let want = events.iter().find(|e| e.mseq == Some(4)).unwrap();
+    assert_eq!(
+        (items[0].seq, items[0].id.as_str(), &items[0].body),
+        (want.seq, want.id.as_str(), &want.body)
+    );
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn a_room_numbered_again_from_one_keeps_its_numbers_unique() {
+    let db = TestDb::new().await;
+    let s = &db.store;
+    // A husk keeps the router's numbering going across an emptied room:
+    // nothing to do here, the numbers are stored as they come.
+    let (first, _) = numbered_room("Ops", 4);
+    let first: Vec<_> = first
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| {
+            if i == 0 {
+                RoomEvent {
+                    mseq: None,
+                    ..with_body(e, EventBody::Join)
+                }
+            } else {
+                e
+            }
+        })
+        .collect();
+    write::room_events(s, &first).await.unwrap();
+    // A router that lost the room's record starts again at seq 1, mseq 1.
+    let again = |seq: u64, mseq: Option<u64>| {
+        let mut e = message("Ops", seq);
+        e.id = format!("again-{seq}");
+        e.mseq = mseq;
+        if seq == 1 {
+            e.body = EventBody::Join;
+        }
+        e
+    };
+    let second = [again(1, None), again(2, Some(1)), again(3, Some(2))];
+    assert_eq!(write::room_events(s, &second).await.unwrap(), 3);
+    assert_eq!(
+        write::room_events(s, &[again(4, Some(3))]).await.unwrap(),
+        1
+    );
+    let c = s.room_conversation("ops").await.unwrap().unwrap().id;
+    let all = s
+        .fetch(c, &Selector::Latest { after: None }, 20, true)
+        .await
+        .unwrap();
+    assert_eq!(seqs(&all), [1, 2, 3, 4, 5, 6, 7, 8]);
+    // The old life had numbers 2 and 3 (its events 1 and 3 are JOINs):
+    // the new one goes on after them.
+    assert_eq!(
+        mseqs(&all),
+        [
+            None,
+            Some(2),
+            None,
+            Some(3),
+            None,
+            Some(4),
+            Some(5),
+            Some(6)
+        ]
+    );
+    db.drop_now().await;
+}
+
+/// A handler over a throw-away NATS prefix, with room records written the
+/// way the router writes them.
+mod handler {
+    use super::*;
+    use crate::access::Membership;
+    use crate::requests::Handler;
+
+    fn record(room: &str, members: &[&str]) -> RoomRecord {
+        RoomRecord {
+            room: room.to_ascii_lowercase(),
+            name: room.into(),
+            created_at: 0,
+            seq: 10,
+            mseq: 7,
+            topic: None,
+            modes: RoomModes::default(),
+            bans: vec![],
+            invited: vec![],
+            members: members
+                .iter()
+                .map(|sid| MemberRecord {
+                    actor: actor(sid, sid, None),
+                    op: false,
+                    voice: false,
+                    away: None,
+                    joined_at: 0,
+                })
+                .collect(),
+            applied: vec![],
+        }
+    }
+
+    fn request(sid: &str, account: Option<&str>, body: HistoryQuery) -> HistoryRequest {
+        HistoryRequest {
+            v: SCHEMA_VERSION,
+            id: bus::new_id(),
+            requester: Requester {
+                sid: sid.into(),
+                nick: sid.into(),
+                account: account.map(str::to_string),
+            },
+            body,
+        }
+    }
+
+    fn numbered(target: HistoryTarget, ranges: Vec<SeqRange>, limit: u32) -> HistoryQuery {
+        HistoryQuery::Numbered {
+            target,
+            ranges,
+            limit,
+        }
+    }
+
+    fn items(reply: HistoryReplyBody) -> (String, Vec<u64>) {
+        match reply {
+            HistoryReplyBody::Messages { name, items, .. } => (name, numbers(&items)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    const INVALID: HistoryReplyBody = HistoryReplyBody::Failure {
+        code: HistoryError::InvalidTarget,
+    };
+
+    #[tokio::test]
+    async fn numbered_follows_the_access_rules_of_fetch() {
+        let db = TestDb::new().await;
+        let prefix = format!("hist_ut_{:08x}", rand::random::<u32>());
+        let cfg = bus::config::NatsConfig {
+            url: "nats://127.0.0.1:4222".into(),
+            prefix: prefix.clone(),
+        };
+        let buckets = bus::kv::open(&cfg, Duration::from_secs(60)).await.unwrap();
+        let put = |r: RoomRecord| {
+            let rooms = buckets.rooms.clone();
+            async move {
+                let key = bus::kv::room_key(&r.room);
+                rooms
+                    .put(key, serde_json::to_vec(&r).unwrap().into())
+                    .await
+                    .unwrap();
+            }
+        };
+        put(record("Ops", &["s1"])).await;
+        // An emptied room: its husk, no members.
+        put(record("Gone", &[])).await;
+        let (ops, _) = numbered_room("Ops", 9); // numbers 1..=6
+        let (gone, _) = numbered_room("Gone", 3);
+        write::room_events(&db.store, &ops).await.unwrap();
+        write::room_events(&db.store, &gone).await.unwrap();
+        let logs = [
+            dm(
+                "d1",
+                actor("bob", "s2", Some("bob")),
+                "alice",
+                Some("alice"),
+                Some("s1"),
+            ),
+            dm(
+                "d2",
+                actor("alice", "s1", Some("alice")),
+                "bob",
+                Some("bob"),
+                Some("s2"),
+            ),
+            dm(
+                "d3",
+                actor("bob", "s2", Some("bob")),
+                "alice",
+                Some("alice"),
+                Some("s1"),
+            ),
+        ];
+        write::direct_logs(&db.store, &direct_writes(&logs))
+            .await
+            .unwrap();
+
+        let access = Membership::new(buckets.rooms.clone(), Duration::ZERO);
+        let h = Handler::new(db.store.clone(), access, 4);
+        let room = |r: &str| HistoryTarget::Room { room: r.into() };
+        let all = || vec![range(1, Some(100))];
+
+        // A member: the newest numbers, capped by the service's max page (4).
+        let reply = h
+            .handle(&request("s1", None, numbered(room("OPS"), all(), 50)))
+            .await;
+        assert_eq!(items(reply), ("Ops".to_string(), vec![3, 4, 5, 6]));
+        let reply = h
+            .handle(&request(
+                "s1",
+                None,
+                numbered(room("ops"), vec![range(2, None), range(5, Some(6))], 10),
+            ))
+            .await;
+        assert_eq!(items(reply).1, [2, 5]);
+        // Not a member, or a room that emptied (its husk has no members),
+        // or no such room: all the same refusal.
+        for (sid, r) in [("s9", "ops"), ("s1", "gone"), ("s1", "nowhere")] {
+            let reply = h
+                .handle(&request(sid, None, numbered(room(r), all(), 10)))
+                .await;
+            assert_eq!(reply, INVALID, "{sid} in {r}");
+        }
+        // Direct: the participants, by the peer's account; nobody else.
+        let bob = HistoryTarget::Direct { peer: "Bob".into() };
+        let reply = h
+            .handle(&request(
+                "s1",
+                Some("alice"),
+                numbered(bob.clone(), vec![range(2, Some(4))], 10),
+            ))
+            .await;
+        assert_eq!(items(reply), ("bob".to_string(), vec![2, 3]));
+        let alice = HistoryTarget::Direct {
+            peer: "alice".into(),
+        };
+        let reply = h
+            .handle(&request(
+                "s2",
+                Some("bob"),
+                numbered(alice.clone(), all(), 1),
+            ))
+            .await;
+        assert_eq!(items(reply).1, [3]);
+        let reply = h
+            .handle(&request("s7", Some("carol"), numbered(alice, all(), 10)))
+            .await;
+        assert_eq!(reply, INVALID);
+        // Too many ranges is a malformed request.
+        let many = (0..200).map(|i| range(i * 10, None)).collect();
+        let reply = h
+            .handle(&request("s1", None, numbered(room("ops"), many, 10)))
+            .await;
+        assert_eq!(
+            reply,
+            HistoryReplyBody::Failure {
+                code: HistoryError::Malformed
+            }
+        );
+
+        let js = async_nats::jetstream::new(buckets.client.clone());
+        for bucket in ["sessions", "nicks", "rooms", "routers"] {
+            let _ = js.delete_stream(format!("KV_{prefix}_{bucket}")).await;
+        }
+        db.drop_now().await;
+    }
 }

@@ -18,9 +18,9 @@ use super::{Store, StoreError};
 use crate::items::{room_key, room_row, DirectKey, NewRow};
 
 const INSERT_ROWS: &str = "\
-INSERT INTO messages (conversation, seq, msgid, at, kind, sender_account, sender_nick, body, tags, item) \
+INSERT INTO messages (conversation, seq, msgid, at, kind, sender_account, sender_nick, body, tags, item, mseq) \
 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::text[], \
-                     $6::text[], $7::text[], $8::text[], $9::jsonb[], $10::jsonb[]) \
+                     $6::text[], $7::text[], $8::text[], $9::jsonb[], $10::jsonb[], $11::bigint[]) \
 ON CONFLICT DO NOTHING \
 RETURNING conversation, seq, at";
 
@@ -31,15 +31,19 @@ const UPSERT_ROOMS: &str = "\
 INSERT INTO conversations (key, kind, name) \
 SELECT k, 'room', n FROM unnest($1::text[], $2::text[]) AS t(k, n) ORDER BY k \
 ON CONFLICT (key) DO UPDATE SET name = EXCLUDED.name \
-RETURNING id, key, last_seq, seq_offset";
+RETURNING id, key, last_seq, seq_offset, mseq_offset";
 
 const MSGID_STORED: &str =
     "SELECT EXISTS (SELECT 1 FROM messages WHERE conversation = $1 AND msgid = $2)";
 
+/// The highest message number stored in a conversation (0: none).
+const LAST_MSEQ: &str =
+    "SELECT coalesce(max(mseq), 0) FROM messages WHERE conversation = $1 AND mseq IS NOT NULL";
+
 const UPDATE_ROOMS: &str = "\
 UPDATE conversations c SET last_seq = GREATEST(c.last_seq, u.s), last_at = GREATEST(c.last_at, u.a), \
-                           seq_offset = u.o \
-FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::bigint[]) AS u(id, s, a, o) \
+                           seq_offset = u.o, mseq_offset = u.m \
+FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::bigint[], $5::bigint[]) AS u(id, s, a, o, m) \
 WHERE c.id = u.id";
 
 const UPSERT_DIRECT: &str = "\
@@ -64,10 +68,11 @@ INSERT INTO pending_deliveries (account, conversation, seq, msgid) \
 SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[]) \
 ON CONFLICT DO NOTHING";
 
-/// A row with its place.
+/// A row with its place (and its message number, if it has one).
 struct Placed<'a> {
     conversation: i64,
     seq: i64,
+    mseq: Option<i64>,
     row: &'a NewRow,
 }
 
@@ -95,6 +100,7 @@ async fn insert_rows(
     let body: Vec<Option<&str>> = rows.iter().map(|p| p.row.body.as_deref()).collect();
     let tags: Vec<Option<&Value>> = rows.iter().map(|p| p.row.tags.as_ref()).collect();
     let item: Vec<&Value> = rows.iter().map(|p| &p.row.item).collect();
+    let mseq: Vec<Option<i64>> = rows.iter().map(|p| p.mseq).collect();
     let stmt = tx.prepare_cached(INSERT_ROWS).await?;
     let inserted = tx
         .query(
@@ -110,6 +116,7 @@ async fn insert_rows(
                 &body,
                 &tags,
                 &item,
+                &mseq,
             ],
         )
         .await?;
@@ -127,6 +134,9 @@ struct RoomState {
     id: i64,
     last_seq: i64,
     offset: i64,
+    mseq_offset: i64,
+    /// The highest message number placed in this batch.
+    last_mseq: i64,
     offset_changed: bool,
 }
 
@@ -134,10 +144,17 @@ struct RoomState {
 /// Events that are not history (TAGMSG) are skipped.
 ///
 /// Rooms are numbered by the router's seq plus the conversation's
-/// `seq_offset`. The router deletes a room when it empties and numbers a
-/// re-created one from 1 again; its creator's JOIN (seq 1, an id not stored
-/// yet) in a conversation that has items starts a new incarnation, numbered
-/// after the old one, so nothing of either is lost.
+/// `seq_offset`, and their messages by the router's mseq plus its
+/// `mseq_offset`. Both offsets stay 0 while the router keeps numbering a
+/// room: it does even across the room emptying (the room's husk keeps its
+/// counters). A router that numbers a room from 1 again (one from before
+/// husks, which deleted emptied rooms, or one that lost the rooms bucket)
+/// starts with its creator's JOIN at seq 1; that JOIN (an id not stored
+/// yet) in a conversation that has items starts a new incarnation, whose
+/// seqs go after the old ones and whose message numbers after the highest
+/// one stored, so nothing of either is lost and no number is given twice
+/// (the unique index on `(conversation, mseq)` would otherwise drop the new
+/// message as a duplicate).
 pub async fn room_events(store: &Store, events: &[RoomEvent]) -> Result<u64, StoreError> {
     let rows: Vec<(&RoomEvent, NewRow)> = events
         .iter()
@@ -164,6 +181,8 @@ pub async fn room_events(store: &Store, events: &[RoomEvent]) -> Result<u64, Sto
                 id: r.get(0),
                 last_seq: r.get(2),
                 offset: r.get(3),
+                mseq_offset: r.get(4),
+                last_mseq: 0,
                 offset_changed: false,
             },
         );
@@ -182,15 +201,23 @@ pub async fn room_events(store: &Store, events: &[RoomEvent]) -> Result<u64, Sto
             let stmt = tx.prepare_cached(MSGID_STORED).await?;
             let stored: bool = tx.query_one(&stmt, &[&state.id, &event.id]).await?.get(0);
             if !stored {
+                let stmt = tx.prepare_cached(LAST_MSEQ).await?;
+                let last_mseq: i64 = tx.query_one(&stmt, &[&state.id]).await?.get(0);
                 state.offset = state.last_seq;
+                state.mseq_offset = last_mseq.max(state.last_mseq);
                 state.offset_changed = true;
             }
         }
         let seq = state.offset + i64::try_from(event.seq).unwrap_or(i64::MAX - state.offset);
         state.last_seq = state.last_seq.max(seq);
+        let mseq = event
+            .mseq
+            .map(|m| state.mseq_offset + i64::try_from(m).unwrap_or(i64::MAX - state.mseq_offset));
+        state.last_mseq = state.last_mseq.max(mseq.unwrap_or(0));
         placed.push(Placed {
             conversation: state.id,
             seq,
+            mseq,
             row,
         });
     }
@@ -200,6 +227,7 @@ pub async fn room_events(store: &Store, events: &[RoomEvent]) -> Result<u64, Sto
     let mut last_seq = Vec::new();
     let mut last_at = Vec::new();
     let mut offsets = Vec::new();
+    let mut mseq_offsets = Vec::new();
     for state in rooms.values() {
         let top = newest.get(&state.id);
         if top.is_none() && !state.offset_changed {
@@ -209,10 +237,11 @@ pub async fn room_events(store: &Store, events: &[RoomEvent]) -> Result<u64, Sto
         last_seq.push(top.map_or(0, |t| t.0));
         last_at.push(top.map(|t| t.1));
         offsets.push(state.offset);
+        mseq_offsets.push(state.mseq_offset);
     }
     if !ids.is_empty() {
         let stmt = tx.prepare_cached(UPDATE_ROOMS).await?;
-        tx.execute(&stmt, &[&ids, &last_seq, &last_at, &offsets])
+        tx.execute(&stmt, &[&ids, &last_seq, &last_at, &offsets, &mseq_offsets])
             .await?;
     }
     tx.commit().await?;
@@ -228,8 +257,9 @@ pub struct DirectWrite<'a> {
 
 /// Stores direct messages in one transaction; returns how many were new.
 /// Each new message gets the next seq of its conversation (allocated here,
-/// under the conversation's row lock); one already stored (same id in the
-/// same conversation) is skipped without using a seq. An `offline` message
+/// under the conversation's row lock), which is also its message number
+/// (every item of a direct conversation is a message); one already stored
+/// (same id in the same conversation) is skipped without using a seq. An `offline` message
 /// is also recorded as pending for the recipient's account.
 pub async fn direct_logs(store: &Store, logs: &[DirectWrite<'_>]) -> Result<u64, StoreError> {
     if logs.is_empty() {
@@ -298,6 +328,7 @@ pub async fn direct_logs(store: &Store, logs: &[DirectWrite<'_>]) -> Result<u64,
         placed.push(Placed {
             conversation: *conversation,
             seq,
+            mseq: Some(seq),
             row: &w.row,
         });
         if let (true, Some(account)) = (w.log.offline, &w.log.to.account) {

@@ -5,7 +5,7 @@
 use bus::schema::{ErrorCode, EventBody, Intent, MemberRecord, Reply};
 
 use super::{Effect, Outcome};
-use crate::room::Room;
+use crate::room::{Husk, Room};
 
 /// Longest room name accepted (bytes). Room names end up in routing keys
 /// (255 bytes max, after escaping) and NATS keys; gateways advertise less.
@@ -21,6 +21,7 @@ pub fn valid_room_name(name: &str) -> bool {
 
 pub(super) fn join(
     slot: &mut Option<Room>,
+    husk: Option<&Husk>,
     intent: &Intent,
     name: &str,
     key: Option<&str>,
@@ -33,7 +34,7 @@ pub(super) fn join(
         return;
     }
     let creating = slot.is_none();
-    let room = slot.get_or_insert_with(|| Room::new(name, now));
+    let room = slot.get_or_insert_with(|| Room::create(name, now, husk));
     if !creating {
         if room.is_member(&actor.sid) {
             return;

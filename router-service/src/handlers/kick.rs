@@ -2,7 +2,7 @@
 
 use bus::schema::{ErrorCode, EventBody, Intent};
 
-use super::{as_op, remove_and_maybe_delete, Outcome};
+use super::{as_op, remove_and_maybe_empty, Outcome};
 use crate::room::Room;
 
 pub(super) fn kick(
@@ -28,7 +28,7 @@ pub(super) fn kick(
     };
     let event = room.event(&intent.id, &intent.actor, body, now);
     out.event(event);
-    remove_and_maybe_delete(slot, &victim.sid, out);
+    remove_and_maybe_empty(slot, &victim.sid, out);
 }
 
 #[cfg(test)]
@@ -69,7 +69,7 @@ mod tests {
         );
         assert_eq!(out.emptied, vec!["gw2".to_string()]);
         assert!(!slot.as_ref().unwrap().is_member("Bob"));
-        // Kicking yourself out of a room you alone are in deletes it.
+        // Kicking yourself out of a room you alone are in empties it.
         let out = kick(&mut slot, &alice, "alice");
         assert_eq!(out.events().count(), 1);
         assert!(slot.is_none());

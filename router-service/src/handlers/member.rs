@@ -4,7 +4,7 @@
 
 use bus::schema::{EventBody, Intent, MemberChange};
 
-use super::{quit_body, remove_and_maybe_delete, Outcome};
+use super::{quit_body, remove_and_maybe_empty, Outcome};
 use crate::room::Room;
 
 pub(super) fn member(
@@ -68,7 +68,7 @@ pub(super) fn member(
         MemberChange::Quit { reason } => {
             let event = room.event(&intent.id, &stored, quit_body(reason, event_id), now);
             out.event(event);
-            remove_and_maybe_delete(slot, sid, out);
+            remove_and_maybe_empty(slot, sid, out);
         }
     }
 }

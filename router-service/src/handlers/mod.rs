@@ -1,6 +1,6 @@
 //! Room semantics as pure functions: room state + intent → effects.
 //!
-//! Nothing here does I/O. A handler mutates the room (or creates or deletes
+//! Nothing here does I/O. A handler mutates the room (or creates or empties
 //! it through the `Option` slot) and returns an [`Outcome`]: the ordered
 //! effects the partition loop must carry out (bind, publish an event, a
 //! reply, a direct delivery) and the gateways that lost their last member
@@ -29,7 +29,7 @@ use bus::schema::{
     SCHEMA_VERSION,
 };
 
-use crate::room::Room;
+use crate::room::{Husk, Room};
 
 /// One thing the partition loop must do, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +55,9 @@ pub struct Outcome {
     pub effects: Vec<Effect>,
     /// Gateways whose member count in the room went to zero.
     pub emptied: Vec<String>,
+    /// The room emptied (its slot is now `None`): what remains of it, which
+    /// the router keeps and stores as the room's husk.
+    pub ended: Option<Box<Husk>>,
 }
 
 impl Outcome {
@@ -130,12 +133,14 @@ pub fn may_bind(slot: &Option<Room>, intent: &Intent) -> bool {
 }
 
 /// Applies one intent to its room (`slot` is `None` if the room does not
-/// exist; a handler may create or delete it). `now` is the router's clock.
-pub fn apply(slot: &mut Option<Room>, intent: &Intent, now: i64) -> Outcome {
+/// exist; a handler may create or empty it). `husk` is what an earlier room
+/// of that name left, if the slot is empty: a room created now continues
+/// its counters. `now` is the router's clock.
+pub fn apply(slot: &mut Option<Room>, husk: Option<&Husk>, intent: &Intent, now: i64) -> Outcome {
     let mut out = Outcome::default();
     match &intent.body {
         IntentBody::Join { room, key } => {
-            join::join(slot, intent, room, key.as_deref(), now, &mut out)
+            join::join(slot, husk, intent, room, key.as_deref(), now, &mut out)
         }
         IntentBody::Part { room, reason } => part::part(slot, intent, room, reason, now, &mut out),
         IntentBody::Message {
@@ -170,9 +175,9 @@ pub fn apply(slot: &mut Option<Room>, intent: &Intent, now: i64) -> Outcome {
 }
 
 /// Removes a member whose leave event was just emitted: notes its gateway
-/// for an unbind if it was the last one there, and deletes the room if it is
-/// now empty.
-fn remove_and_maybe_delete(slot: &mut Option<Room>, sid: &str, out: &mut Outcome) {
+/// for an unbind if it was the last one there, and if the room is now
+/// empty, takes it out of the slot and leaves its husk in the outcome.
+fn remove_and_maybe_empty(slot: &mut Option<Room>, sid: &str, out: &mut Outcome) {
     let Some(room) = slot.as_mut() else { return };
     if let Some((member, emptied)) = room.remove_member(sid) {
         if emptied {
@@ -180,7 +185,7 @@ fn remove_and_maybe_delete(slot: &mut Option<Room>, sid: &str, out: &mut Outcome
         }
     }
     if room.is_empty() {
-        *slot = None;
+        out.ended = slot.take().map(|room| Box::new(room.into_husk()));
     }
 }
 

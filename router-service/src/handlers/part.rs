@@ -1,8 +1,9 @@
-//! PART: the member leaves; the room disappears with its last member.
+//! PART: the member leaves; the room empties with its last member (and
+//! leaves its husk: see [`crate::room::Husk`]).
 
 use bus::schema::{EventBody, Intent};
 
-use super::{as_member, remove_and_maybe_delete, Outcome};
+use super::{as_member, remove_and_maybe_empty, Outcome};
 use crate::room::Room;
 
 pub(super) fn part(
@@ -26,7 +27,7 @@ pub(super) fn part(
         now,
     );
     out.event(event);
-    remove_and_maybe_delete(slot, sid, out);
+    remove_and_maybe_empty(slot, sid, out);
 }
 
 #[cfg(test)]
@@ -65,13 +66,33 @@ mod tests {
     }
 
     #[test]
-    fn last_part_deletes_the_room() {
+    fn last_part_empties_the_room_and_leaves_its_husk() {
         let alice = actor("alice", "gw1");
         let mut slot = room_with(&alice, &[]);
         let out = part(&mut slot, &alice);
         assert_eq!(out.events().count(), 1);
         assert!(slot.is_none());
         assert_eq!(out.emptied, vec!["gw1".to_string()]);
+        let husk = out.ended.expect("a husk");
+        assert_eq!((husk.room.as_str(), husk.seq, husk.mseq), ("ops", 2, 0));
+        // The next room of that name continues from it.
+        let out = super::super::apply(
+            &mut slot,
+            Some(&husk),
+            &intent(
+                "j2",
+                &alice,
+                IntentBody::Join {
+                    room: "OPS".into(),
+                    key: None,
+                },
+            ),
+            2000,
+        );
+        assert_eq!(out.events().next().unwrap().seq, 3);
+        let room = slot.unwrap();
+        assert!(room.is_op("alice"), "its creator gets op again");
+        assert_eq!((room.name.as_str(), room.seq), ("OPS", 3));
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub fn intent(id: &str, actor: &Actor, body: IntentBody) -> Intent {
 /// Applies an intent at time 1000 with a fresh id.
 pub fn run(slot: &mut Option<Room>, actor: &Actor, body: IntentBody) -> Outcome {
     let id = bus::new_id();
-    apply(slot, &intent(&id, actor, body), 1000)
+    apply(slot, None, &intent(&id, actor, body), 1000)
 }
 
 pub fn join(slot: &mut Option<Room>, actor: &Actor, room: &str) -> Outcome {
