@@ -104,7 +104,7 @@ def test_group_messages_history_typing_and_read(platform, tinodes, uniq):
         assert all(p["data"]["from"] in ("usr" + a_login, "usr" + b_login) for p in agent.all(is_data(grp)))
 
     # Drafty content comes back as it was sent.
-    drafty = {"txt": "bold move 🚀", "fmt": [{"at": 0, "len": 4, "tp": "ST"}]}
+    drafty = {"txt": "bold move 🚀", "fmt": [{"at": 5, "len": 4, "tp": "ST"}]}
     seq = alice.call("publishDrafty", topic=grp, drafty=drafty)["seq"]
     p = bob.expect(is_data(grp, seq), what="drafty")
     assert p["data"]["content"] == drafty, p

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,9 +33,12 @@ class TinodeAgent:
     def __init__(self, plat, gw: int = 0, transport: str = "ws", timeout: float = 20):
         host = f"127.0.0.1:{plat.gateway(gw).http_port}"
         self.name = f"tinode-{transport}"
+        # stderr to a file, not a pipe: with TINODE_AGENT_LOG=1 the SDK logs
+        # every packet there, which would fill a pipe nobody reads.
+        self._log = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
             ["node", str(JS / "tinode-agent.mjs"), host, transport],
-            cwd=JS, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=JS, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True,
         )
         self.packets: list[dict] = []
         self.events: list[dict] = []
@@ -46,9 +50,8 @@ class TinodeAgent:
         assert ready and ready["event"] == "ready", f"tinode agent did not connect: {ready} {self._stderr()}"
 
     def _stderr(self) -> str:
-        if self.proc.poll() is None:
-            return ""
-        return (self.proc.stderr.read() if self.proc.stderr else "")[-2000:]
+        self._log.seek(0)
+        return self._log.read()[-2000:]
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -126,7 +129,7 @@ class TinodeAgent:
                 self.proc.wait(timeout=5)
             except Exception:  # noqa: BLE001 - it is going away anyway
                 self.proc.kill()
-        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+        for f in (self.proc.stdin, self.proc.stdout, self._log):
             try:
                 if f:
                     f.close()

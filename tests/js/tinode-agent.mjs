@@ -54,13 +54,48 @@ const tinode = new Tinode({
   secure: false,
   persist: false,
 });
+// Every packet received, for the harness and for `arrival` below.
+const received = [];
+let arrived = () => {};
 tinode.onRawMessage = (text) => {
   try {
-    out({ event: "raw", pkt: JSON.parse(text) });
+    const pkt = JSON.parse(text);
+    received.push(pkt);
+    out({ event: "raw", pkt });
   } catch {
     out({ event: "raw", text });
   }
+  arrived();
 };
+
+// Resolves once a packet received at index `from` or later satisfies
+// `pred` (or after `ms`), and the SDK has handled it: an SDK promise
+// resolves on a request's {ctrl}, while the {meta} and {data} that answer
+// the rest of the request come after it.
+async function arrival(from, pred, ms = 5000) {
+  const deadline = Date.now() + ms;
+  while (!received.slice(from).some(pred) && Date.now() < deadline) {
+    await new Promise((resolve) => {
+      arrived = resolve;
+      setTimeout(resolve, 50);
+    });
+  }
+  await tick();
+}
+
+// The answers to the parts of a {sub} or {get} with id `id`.
+async function answered(from, id, parts) {
+  const done = (part) => (p) =>
+    (p.meta?.id === id && p.meta[part] !== undefined) ||
+    (p.ctrl?.id === id && p.ctrl.params?.what === part);
+  for (const part of parts) await arrival(from, done(part));
+}
+// TINODE_AGENT_LOG=1: the SDK's own log (every packet it sends) on stderr,
+// which the harness shows when a test fails.
+if (process.env.TINODE_AGENT_LOG) {
+  tinode.enableLogging(true);
+  tinode.logger = (str, ...args) => console.error(str, ...args);
+}
 tinode.onDisconnect = (err) => out({ event: "disconnect", error: String(err?.message ?? err) });
 
 const connected = new Promise((resolve) => {
@@ -106,33 +141,43 @@ const ops = {
     return { token: t.token, expires: t.expires.toISOString() };
   },
   async newGroup({ fn }) {
-    const topic = tinode.newTopic();
+    const topic = tinode.getTopic(tinode.newGroupTopicName(false));
+    const from = received.length;
     const ctrl = await topic.subscribe(
       topic.startMetaQuery().withDesc().withSub().build(),
       { desc: { public: { fn: fn || "group" } } },
     );
-    await tick();
+    await answered(from, ctrl.id, ["desc", "sub"]);
     return { topic: topic.name, code: ctrl.code, tmpname: ctrl.params?.tmpname ?? null };
   },
   async subscribe({ topic: name, data }) {
     const topic = tinode.getTopic(name);
     let q = topic.startMetaQuery().withDesc().withSub();
     if (data) q = q.withLaterData(data);
+    const from = received.length;
     const ctrl = await topic.subscribe(q.build());
-    await tick();
+    if (ctrl.code < 300) await answered(from, ctrl.id, data ? ["desc", "sub", "data"] : ["desc", "sub"]);
     return { topic: topic.name, code: ctrl.code };
   },
   async publish({ topic: name, text }) {
     const topic = tinode.getTopic(name);
     const msg = topic.createMessage(text, false);
+    const from = received.length;
     const ctrl = await tinode.publishMessage(msg);
-    return { seq: ctrl?.params?.seq ?? null, code: ctrl?.code ?? null };
+    const seq = ctrl?.params?.seq ?? null;
+    // The sender gets its own {data} too (after the {ctrl}).
+    if (seq) await arrival(from, (p) => p.data?.topic === topic.name && p.data.seq === seq);
+    return { seq, code: ctrl?.code ?? null };
   },
   async publishDrafty({ topic: name, drafty }) {
     const topic = tinode.getTopic(name);
     const msg = topic.createMessage(drafty, false);
+    const from = received.length;
     const ctrl = await tinode.publishMessage(msg);
-    return { seq: ctrl?.params?.seq ?? null, code: ctrl?.code ?? null };
+    const seq = ctrl?.params?.seq ?? null;
+    // The sender gets its own {data} too (after the {ctrl}).
+    if (seq) await arrival(from, (p) => p.data?.topic === topic.name && p.data.seq === seq);
+    return { seq, code: ctrl?.code ?? null };
   },
   async page({ topic: name, limit }) {
     const topic = tinode.getTopic(name);
