@@ -15,13 +15,14 @@ import asyncio
 import base64
 import json
 import re
+import time
 import urllib.error
 import urllib.request
 
 import pytest
 import websockets
 
-from harness.raw import esc
+from harness.raw import by, esc
 from harness.tinodeagent import TinodeError, is_ctrl, is_data, is_info, is_pres
 from harness.xmppagent import C, SID, create_account
 
@@ -178,6 +179,71 @@ def test_tinode_irc_and_xmpp_in_one_room_in_one_order(platform, tinodes, clients
     # The IRC user logged in nowhere is a guest to Tinode.
     guest = [p for p in tin.all(is_data(grp)) if p["data"]["content"] == "z1"][0]
     assert guest["data"]["from"].startswith("usrG"), guest
+
+
+def test_one_to_one_with_an_irc_user_both_ways(platform, tinodes, clients, uniq):
+    tin, t_login = new_user(tinodes, platform, uniq, "tp")
+    irc = clients.user(uniq("tq"), gw=1, caps=CAPS)
+    # An IRC user without an account is a guest: usrG + its nick.
+    peer = "usrG" + irc.nick
+    assert tin.call("subscribe", topic=peer)["code"] == 200
+
+    s1 = tin.call("publish", topic=peer, text="hello irc")["seq"]
+    assert s1 == 1
+    irc.expect(by(t_login) + rf"PRIVMSG {esc(irc.nick)} :hello irc$")
+    irc.send(f"PRIVMSG {t_login} :hello tinode")
+    p = tin.expect(is_data(peer, 2), what="the IRC user's answer")
+    assert (p["data"]["content"], p["data"]["from"]) == ("hello tinode", peer), p
+    # Drafty goes as its text to IRC.
+    s3 = tin.call("publishDrafty", topic=peer, drafty={"txt": "bold move", "fmt": [{"at": 5, "len": 4, "tp": "ST"}]})["seq"]
+    assert s3 == 3
+    irc.expect(by(t_login) + rf"PRIVMSG {esc(irc.nick)} :bold move$")
+    # Typing both ways: Tinode kp is an IRC +typing TAGMSG and back.
+    tin.call("keypress", topic=peer)
+    irc.expect(rf"^@\S*\+typing=active\S* :{esc(t_login)}!\S+ TAGMSG {esc(irc.nick)}$")
+    irc.send(f"@+typing=active TAGMSG {t_login}")
+    tin.expect(is_info(peer, "kp", peer), what="the IRC user typing")
+
+    # Another session of the account pages the conversation by seq.
+    other = tinodes(platform, gw=1)
+    other.call("login", login=t_login, password=pw_for(t_login))
+    assert other.call("subscribe", topic=peer, data=10)["code"] == 200
+    msgs = other.call("messages", topic=peer)
+    assert [(m["seq"], m["from"]) for m in msgs] == [(1, "usr" + t_login), (2, peer), (3, "usr" + t_login)], msgs
+    assert msgs[2]["content"] == {"txt": "bold move", "fmt": [{"at": 5, "len": 4, "tp": "ST"}]}
+    assert other.call("desc", topic=peer)["seq"] == 3
+
+
+def test_one_to_one_between_tinode_users_and_to_an_absent_account(platform, tinodes, uniq):
+    alice, a_login = new_user(tinodes, platform, uniq, "tu")
+    bob, b_login = new_user(tinodes, platform, uniq, "tv", gw=1)
+    assert alice.call("subscribe", topic="usr" + b_login)["code"] == 200
+    assert bob.call("subscribe", topic="usr" + a_login)["code"] == 200
+    s1 = alice.call("publish", topic="usr" + b_login, text="hi bob")["seq"]
+    p = bob.expect(is_data("usr" + a_login, s1), what="alice's message, named by alice")
+    assert p["data"]["from"] == "usr" + a_login and p["data"]["content"] == "hi bob"
+    s2 = bob.call("publish", topic="usr" + a_login, text="hi alice")["seq"]
+    assert s2 == s1 + 1
+    alice.expect(is_data("usr" + b_login, s2), what="bob's answer")
+    # Unknown peers, and oneself.
+    with pytest.raises(TinodeError) as e:
+        alice.call("subscribe", topic="usrnobody" + a_login)
+    assert e.value.code == 404
+    with pytest.raises(TinodeError) as e:
+        alice.call("subscribe", topic="usr" + a_login)
+    assert e.value.code == 403
+
+    # To an account nobody is using: kept, and there when it subscribes.
+    bob.call("leave", topic="usr" + a_login)
+    carol, c_login = new_user(tinodes, platform, uniq, "tw")
+    carol.close()
+    time.sleep(1.0)  # its session ends when its connection does
+    assert alice.call("subscribe", topic="usr" + c_login)["code"] == 200
+    assert alice.call("publish", topic="usr" + c_login, text="while you were out")["seq"] == 1
+    again = tinodes(platform, gw=1)
+    again.call("login", login=c_login, password=pw_for(c_login))
+    again.call("subscribe", topic="usr" + a_login, data=10)
+    assert [m["content"] for m in again.call("messages", topic="usr" + a_login)] == ["while you were out"]
 
 
 def test_long_polling_carries_the_same_session(platform, tinodes, uniq):

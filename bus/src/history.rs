@@ -63,6 +63,30 @@ pub struct Peer {
     pub sid: Option<String>,
 }
 
+/// A direct message the history service has stored and numbered, published
+/// on NATS (core, not kept) to [`numbered_subject`] of each participant
+/// right after the commit: a gateway that shows live direct messages with
+/// their number (Tinode `{data seq}` and `{ctrl params.seq}`) learns it
+/// here, the same number that paging the conversation finds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectNumbered {
+    #[serde(default = "crate::schema::v1")]
+    pub v: u32,
+    /// The message id.
+    pub id: String,
+    /// Its seq in the conversation, which is also its message number.
+    pub seq: u64,
+}
+
+/// The NATS subject of [`DirectNumbered`] signals for one participant
+/// ([`participant_key`]).
+pub fn numbered_subject(prefix: &str, participant: &str) -> String {
+    format!(
+        "{prefix}.history.numbered.{}",
+        crate::names::escape(participant)
+    )
+}
+
 /// How a participant of a direct conversation is identified in history:
 /// `a:<folded account>` when logged in, else `s:<sid>`.
 pub fn participant_key(account: Option<&str>, sid: &str) -> String {

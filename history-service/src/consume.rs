@@ -79,11 +79,44 @@ impl Decoded {
     }
 }
 
+/// Where committed direct messages are announced with their numbers (see
+/// [`bus::history::DirectNumbered`]).
+#[derive(Clone)]
+pub struct Signals {
+    pub nats: async_nats::Client,
+    pub prefix: String,
+}
+
+impl Signals {
+    /// Tells both participants of each message its number. Best effort: a
+    /// signal that does not go out leaves a live message unnumbered (its
+    /// gateway gives up waiting), never unstored.
+    async fn numbered(&self, messages: &[write::Numbered]) {
+        for m in messages {
+            let signal = bus::history::DirectNumbered {
+                v: bus::schema::SCHEMA_VERSION,
+                id: m.id.clone(),
+                seq: u64::try_from(m.seq).unwrap_or(0),
+            };
+            let Ok(payload) = serde_json::to_vec(&signal) else {
+                continue;
+            };
+            for peer in &m.peers {
+                let subject = bus::history::numbered_subject(&self.prefix, peer);
+                if let Err(e) = self.nats.publish(subject, payload.clone().into()).await {
+                    tracing::debug!(error = %e, "publishing a numbered signal failed");
+                }
+            }
+        }
+    }
+}
+
 pub struct Consumption {
     source: Source,
     store: Store,
     settings: Settings,
     pg_ready: Arc<AtomicBool>,
+    signals: Option<Signals>,
     /// Consecutive failed writes (for the backoff).
     failures: u32,
 }
@@ -94,12 +127,14 @@ impl Consumption {
         store: Store,
         settings: Settings,
         pg_ready: Arc<AtomicBool>,
+        signals: Option<Signals>,
     ) -> Self {
         Self {
             source,
             store,
             settings,
             pg_ready,
+            signals,
             failures: 0,
         }
     }
@@ -281,7 +316,7 @@ impl Consumption {
         };
         let started = std::time::Instant::now();
         match self.write(&decoded).await {
-            Ok(rows) => {
+            Ok((rows, numbered)) => {
                 // Never before the commit: a crash here redelivers the
                 // batch, and the rows' keys make the rewrite a no-op.
                 let acked = last.ack(BasicAckOptions { multiple: true }).await?;
@@ -290,6 +325,9 @@ impl Consumption {
                 metrics::batch_committed(self.source, count, rows, started.elapsed());
                 for at in decoded.ats() {
                     metrics::write_lag(self.source, at);
+                }
+                if let Some(signals) = &self.signals {
+                    signals.numbered(&numbered).await;
                 }
                 if !acked {
                     // The channel is gone: the batch comes again and its
@@ -334,9 +372,13 @@ impl Consumption {
         }
     }
 
-    async fn write(&self, decoded: &Decoded) -> Result<u64, StoreError> {
+    /// Writes a batch: how many rows were new, and the new direct messages
+    /// with their numbers.
+    async fn write(&self, decoded: &Decoded) -> Result<(u64, Vec<write::Numbered>), StoreError> {
         match decoded {
-            Decoded::Events(events) => write::room_events(&self.store, events).await,
+            Decoded::Events(events) => {
+                Ok((write::room_events(&self.store, events).await?, Vec::new()))
+            }
             Decoded::Direct(logs) => {
                 let writes: Vec<DirectWrite<'_>> = logs
                     .iter()
@@ -348,7 +390,8 @@ impl Consumption {
                         })
                     })
                     .collect();
-                write::direct_logs(&self.store, &writes).await
+                let numbered = write::direct_logs_numbered(&self.store, &writes).await?;
+                Ok((numbered.len() as u64, numbered))
             }
         }
     }

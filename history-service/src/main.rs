@@ -23,7 +23,7 @@ use bus::topology::{declare_core, declare_history_queues};
 use clap::Parser;
 use history_service::access::Membership;
 use history_service::config::Config;
-use history_service::consume::{Consumption, Settings};
+use history_service::consume::{Consumption, Settings, Signals};
 use history_service::metrics::Source;
 use history_service::requests::{self, Handler};
 use history_service::store::retention::{self, Policy};
@@ -104,7 +104,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let pg_ready = process.check("postgres");
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
     for source in [Source::Events, Source::Direct] {
-        let consumption = Consumption::new(source, store.clone(), settings, pg_ready.clone());
+        let signals = Signals {
+            nats: buckets.client.clone(),
+            prefix: cfg.nats.prefix.clone(),
+        };
+        let consumption = Consumption::new(
+            source,
+            store.clone(),
+            settings,
+            pg_ready.clone(),
+            Some(signals),
+        );
         let link = link.clone();
         let tag = format!("{instance}.{}", source.label());
         let stop = process.shutdown.clone();

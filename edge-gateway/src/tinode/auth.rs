@@ -283,6 +283,10 @@ pub async fn on_logged_in(c: &mut Conn, l: LoggingIn, body: AuthReplyBody) {
             return;
         }
     };
+    // Before any direct message can come or go (see p2p).
+    let nats = c.gw.registry.nats().clone();
+    let prefix = c.nats_prefix.clone();
+    c.numbers.listen(&nats, &prefix, &account).await;
     tracing::info!(%account, nick = %actor.nick, "tinode: logged in");
     c.user = Some(User {
         account,

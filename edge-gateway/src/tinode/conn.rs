@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use super::topics::Attached;
 use super::wire::{self, code, ClientMsg};
-use super::{auth, data, notes, topics};
+use super::{auth, data, notes, p2p, topics};
 use crate::bus_link::{confirmed, next_delivery, Outcome};
 use crate::config::TinodeConfig;
 use crate::gateway::Gateway;
@@ -62,6 +62,10 @@ pub enum Wait {
     Pub(data::Publishing),
     /// `{get what:"data"}`: the history service's answer.
     Data(data::Fetching),
+    /// `{sub usr<account>}`: whether the account exists.
+    PeerLookup(p2p::Attaching),
+    /// `{sub usr…}`: the conversation's newest message number.
+    PeerSeq(p2p::Attaching),
 }
 
 /// The logged-in user.
@@ -92,10 +96,16 @@ pub struct Conn {
     pub platform: Option<Platform>,
     /// Attached group topics, by the name the client uses.
     pub topics: HashMap<String, Attached>,
+    /// Attached one-to-one topics, by the name the client uses.
+    pub peers: HashMap<String, p2p::Peer>,
+    /// The numbers of direct messages (see [`p2p`]).
+    pub numbers: p2p::Numbers,
     /// Whether `me` / `fnd` are attached.
     pub me: bool,
     pub fnd: bool,
     pub notes: notes::Notes,
+    /// The NATS subject prefix (of the cluster's signals).
+    pub nats_prefix: String,
     waits: HashMap<String, (Wait, Instant)>,
     queue: Option<Consumer>,
     out: mpsc::Sender<String>,
@@ -123,9 +133,12 @@ impl Conn {
             user: None,
             platform: None,
             topics: HashMap::new(),
+            peers: HashMap::new(),
+            numbers: p2p::Numbers::default(),
             me: false,
             fnd: false,
             notes,
+            nats_prefix: nats_prefix.to_string(),
             waits: HashMap::new(),
             queue: None,
             out,
@@ -312,6 +325,7 @@ impl Conn {
             Ok(BusMessage::AuthReply(reply)) => match self.take_wait(&reply.id) {
                 Some(Wait::Register(r)) => auth::on_registered(self, r, reply.body).await,
                 Some(Wait::Login(l)) => auth::on_logged_in(self, l, reply.body).await,
+                Some(Wait::PeerLookup(a)) => p2p::on_lookup(self, a, reply.body).await,
                 Some(other) => {
                     tracing::debug!(?other, "tinode: an auth answer for another request")
                 }
@@ -319,14 +333,17 @@ impl Conn {
             },
             Ok(BusMessage::HistoryReply(reply)) => match self.take_wait(&reply.id) {
                 Some(Wait::Data(f)) => data::on_history(self, f, reply.body),
+                Some(Wait::PeerSeq(a)) => p2p::on_seq(self, a, reply.body).await,
                 _ => tracing::debug!(id = %reply.id, "tinode: a late history answer"),
             },
-            Ok(BusMessage::Direct(direct)) => {
-                if let bus::schema::DirectBody::Kill { reason } = &direct.body {
+            Ok(BusMessage::Direct(direct)) => match &direct.body {
+                bus::schema::DirectBody::Kill { reason } => {
                     let reason = format!("Killed ({reason})");
                     self.kill.kill(KillCause::Replaced, &reason);
                 }
-            }
+                bus::schema::DirectBody::Message { .. } => p2p::on_direct(self, &direct),
+                _ => {}
+            },
             Ok(other) => {
                 tracing::debug!(kind = ?std::mem::discriminant(&other), "tinode: ignoring a session-queue message")
             }
@@ -350,6 +367,7 @@ impl Conn {
                     Wait::Join(j) => (j.id.clone(), Some(j.topic.clone())),
                     Wait::Pub(p) => (p.id.clone(), Some(p.topic.clone())),
                     Wait::Data(f) => (f.id.clone(), Some(f.topic.clone())),
+                    Wait::PeerLookup(a) | Wait::PeerSeq(a) => (a.id.clone(), Some(a.topic.clone())),
                 };
                 tracing::debug!(?w, "tinode: request timed out");
                 let mut ctrl = wire::ctrl(id.as_deref(), code::TIMEOUT);
@@ -359,10 +377,12 @@ impl Conn {
                 self.reply(ctrl);
             }
         }
+        p2p::on_timeouts(self);
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.waits.values().map(|(_, at)| *at).min()
+        let waits = self.waits.values().map(|(_, at)| *at);
+        waits.chain(self.numbers.deadline()).min()
     }
 
     /// Runs the session until the transport closes, the session is killed
@@ -390,6 +410,9 @@ impl Conn {
                 },
                 note = self.notes.next() => {
                     if let Some(note) = note { data::on_signal(&mut self, note); }
+                }
+                n = self.numbers.next() => {
+                    if let Some(n) = n { p2p::on_numbered(&mut self, n); }
                 }
                 (_, reason) = kill.wait() => {
                     self.reply(wire::Ctrl::new(None, 503, "session ended").param("reason", reason.clone()));

@@ -13,13 +13,13 @@ use bus::schema::{Actor, ClientTags, EventBody, IntentBody, MessageKind, RoomEve
 use serde_json::{json, Map, Value};
 
 use super::conn::{Conn, Wait};
-use super::ids;
 use super::notes::Signal;
 use super::wire::{self, code, DataQuery, Note, Pub};
+use super::{ids, p2p};
 
 const TAG_CONTENT: &str = "tinode/content";
 const TAG_HEAD: &str = "tinode/head";
-const TAG_TYPING: &str = "+typing";
+pub(super) const TAG_TYPING: &str = "+typing";
 
 /// A `{pub}` waiting for its room event.
 #[derive(Debug)]
@@ -57,11 +57,28 @@ fn text_of(content: &Value) -> String {
     }
 }
 
+/// What a `{pub}` becomes on the platform: the text everyone sees, and
+/// the tags that carry Tinode's content and head.
+pub(super) fn carried(p: &Pub) -> (String, ClientTags) {
+    let mut tags = ClientTags::new();
+    if !p.content.is_string() {
+        tags.insert(TAG_CONTENT.into(), p.content.to_string());
+    }
+    if let Some(head) = p.head.as_ref().filter(|h| !h.is_empty()) {
+        tags.insert(TAG_HEAD.into(), Value::Object(head.clone()).to_string());
+    }
+    (text_of(&p.content), tags)
+}
+
 pub async fn on_pub(c: &mut Conn, p: Pub) {
     let id = p.id.clone();
     let topic = p.topic.clone();
     if topic == "me" || topic == "fnd" {
         c.reply(wire::ctrl(id.as_deref(), code::PERMISSION_DENIED).topic(&topic));
+        return;
+    }
+    if c.peers.contains_key(&topic) {
+        p2p::on_pub(c, p).await;
         return;
     }
     let Some(att) = c.topics.get(&topic) else {
@@ -73,17 +90,11 @@ pub async fn on_pub(c: &mut Conn, p: Pub) {
         return;
     }
     let room = att.name.clone();
-    let mut tags = ClientTags::new();
-    if !p.content.is_string() {
-        tags.insert(TAG_CONTENT.into(), p.content.to_string());
-    }
-    if let Some(head) = p.head.as_ref().filter(|h| !h.is_empty()) {
-        tags.insert(TAG_HEAD.into(), Value::Object(head.clone()).to_string());
-    }
+    let (text, tags) = carried(&p);
     let body = IntentBody::Message {
         room,
         kind: MessageKind::Privmsg,
-        text: text_of(&p.content),
+        text,
         tags,
     };
     let wait = Wait::Pub(Publishing {
@@ -96,8 +107,8 @@ pub async fn on_pub(c: &mut Conn, p: Pub) {
     }
 }
 
-/// `{data}` for a message of a room.
-fn data_frame(
+/// `{data}` for a message of a room or a one-to-one conversation.
+pub(super) fn data_frame(
     topic: &str,
     from: &Actor,
     at: i64,
@@ -162,10 +173,13 @@ pub fn on_message(c: &mut Conn, topic: &str, ev: &RoomEvent) {
 
 /// `{get what:"data"}`: by message number, from the history service.
 pub async fn fetch(c: &mut Conn, id: Option<&str>, topic: &str, q: DataQuery) {
-    let Some(att) = c.topics.get(topic) else {
-        return;
+    let target = match (c.topics.get(topic), c.peers.get(topic)) {
+        (Some(att), _) => HistoryTarget::Room {
+            room: att.room.clone(),
+        },
+        (None, Some(peer)) => p2p::target(peer),
+        (None, None) => return,
     };
-    let room = att.room.clone();
     let ranges: Vec<SeqRange> = match &q.ranges {
         Some(rs) if !rs.is_empty() => rs
             .iter()
@@ -185,7 +199,7 @@ pub async fn fetch(c: &mut Conn, id: Option<&str>, topic: &str, q: DataQuery) {
         .unwrap_or(c.cfg.default_data_limit)
         .min(c.cfg.max_data_limit);
     let query = HistoryQuery::Numbered {
-        target: HistoryTarget::Room { room },
+        target,
         ranges,
         limit,
     };
@@ -232,6 +246,10 @@ pub fn on_history(c: &mut Conn, f: Fetching, body: HistoryReplyBody) {
 
 /// `{note}`: never answered; invalid ones are dropped.
 pub async fn on_note(c: &mut Conn, note: Note) {
+    if c.peers.contains_key(&note.topic) {
+        p2p::on_note(c, &note.topic, &note.what).await;
+        return;
+    }
     let Some(att) = c.topics.get(&note.topic) else {
         return;
     };

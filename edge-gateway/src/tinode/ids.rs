@@ -55,6 +55,25 @@ pub fn member_uid(m: &bus::schema::MemberInfo) -> String {
     }
 }
 
+/// Who a one-to-one topic (`usr…`) is with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerId {
+    /// An account (folded).
+    Account(String),
+    /// A guest, by folded nick.
+    Guest(String),
+}
+
+/// The peer a `usr…` name stands for.
+pub fn peer_of(topic: &str) -> Option<PeerId> {
+    let rest = topic.strip_prefix("usr")?;
+    match rest.strip_prefix('G') {
+        Some(nick) => untoken(nick).map(PeerId::Guest),
+        None => crate::irc::reservation::could_be_account(rest)
+            .then(|| PeerId::Account(rest.to_string())),
+    }
+}
+
 /// The group topic name of a room (folded or display name).
 pub fn group_topic(room: &str) -> String {
     format!("grp{}", token(&fold(room.trim_start_matches('#'))))
@@ -100,5 +119,10 @@ mod tests {
     #[test]
     fn users() {
         assert_eq!(account_uid("Alice"), "usralice");
+        assert_eq!(peer_of("usralice"), Some(PeerId::Account("alice".into())));
+        assert_eq!(peer_of("usrGbobX7C"), Some(PeerId::Guest("bob|".into())));
+        assert_eq!(peer_of("usrAlice"), None, "not an account name");
+        assert_eq!(peer_of("usr"), None);
+        assert_eq!(peer_of("grpalice"), None);
     }
 }

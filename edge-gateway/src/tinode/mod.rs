@@ -14,6 +14,7 @@ mod conn;
 mod data;
 mod ids;
 mod notes;
+mod p2p;
 mod topics;
 mod wire;
 

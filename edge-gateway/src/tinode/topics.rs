@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::conn::{Conn, Wait};
 use super::wire::{self, code, GetQuery, Leave, Sub};
-use super::{data, ids};
+use super::{data, ids, p2p};
 
 /// A group topic the session is attached to.
 #[derive(Debug, Clone)]
@@ -133,9 +133,7 @@ pub async fn on_sub(c: &mut Conn, sub: Sub) {
         t if t == c.uid() => {
             c.reply(wire::ctrl(id, code::PERMISSION_DENIED).topic(&topic));
         }
-        t if t.starts_with("usr") => {
-            c.reply(wire::ctrl(id, code::NOT_IMPLEMENTED).topic(&topic));
-        }
+        t if t.starts_with("usr") => p2p::on_sub(c, sub).await,
         _ => c.reply(wire::ctrl(id, code::NOT_FOUND).topic(&topic)),
     }
 }
@@ -283,6 +281,7 @@ pub async fn on_leave(c: &mut Conn, leave: Leave) {
             let answer = if was { code::OK } else { code::NOT_JOINED };
             c.reply(wire::ctrl(id, answer).topic(topic));
         }
+        t if c.peers.remove(t).is_some() => c.reply(wire::ctrl(id, code::OK).topic(topic)),
         _ => {
             let Some(att) = c.topics.remove(topic) else {
                 c.reply(wire::ctrl(id, code::NOT_JOINED).topic(topic));
@@ -310,7 +309,7 @@ pub async fn on_get(c: &mut Conn, get: wire::Get) {
     let topic = get.topic.clone();
     let attached = match topic.as_str() {
         "me" | "fnd" => true,
-        t => c.topics.contains_key(t),
+        t => c.topics.contains_key(t) || c.peers.contains_key(t),
     };
     if !attached {
         c.reply(wire::ctrl(id.as_deref(), code::PERMISSION_DENIED).topic(&topic));
@@ -320,7 +319,7 @@ pub async fn on_get(c: &mut Conn, get: wire::Get) {
 }
 
 /// Answers the parts of a query in Tinode's order: desc, sub, data.
-async fn answer_get(c: &mut Conn, id: Option<&str>, topic: &str, q: &GetQuery) {
+pub(super) async fn answer_get(c: &mut Conn, id: Option<&str>, topic: &str, q: &GetQuery) {
     let mut answered = false;
     if q.wants("desc") {
         if let Some(desc) = desc_of(c, topic) {
@@ -341,7 +340,7 @@ async fn answer_get(c: &mut Conn, id: Option<&str>, topic: &str, q: &GetQuery) {
         }
         answered = true;
     }
-    if q.wants("data") && c.topics.contains_key(topic) {
+    if q.wants("data") && (c.topics.contains_key(topic) || c.peers.contains_key(topic)) {
         data::fetch(c, id, topic, q.data.clone().unwrap_or_default()).await;
         answered = true;
     }
@@ -370,6 +369,9 @@ fn desc_of(c: &Conn, topic: &str) -> Option<Value> {
             "acs": {"want": "JPS", "given": "JPS", "mode": "JPS"},
             "public": {"fn": account},
         }));
+    }
+    if let Some(p) = c.peers.get(topic) {
+        return Some(p2p::desc_of(p));
     }
     let att = c.topics.get(topic)?;
     let mut public = json!({"fn": format!("#{}", att.name)});
@@ -413,8 +415,14 @@ fn subs_of(c: &Conn, topic: &str) -> Vec<Value> {
                 }
                 s
             })
+            .chain(c.peers.iter().map(|(name, p)| {
+                let mut s = p2p::desc_of(p);
+                s["topic"] = name.clone().into();
+                s
+            }))
             .collect(),
         "fnd" => Vec::new(),
+        t if c.peers.contains_key(t) => p2p::subs_of(c, t, &c.peers[t]),
         t => {
             let Some(att) = c.topics.get(t) else {
                 return Vec::new();

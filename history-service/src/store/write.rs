@@ -262,8 +262,28 @@ pub struct DirectWrite<'a> {
 /// (same id in the same conversation) is skipped without using a seq. An `offline` message
 /// is also recorded as pending for the recipient's account.
 pub async fn direct_logs(store: &Store, logs: &[DirectWrite<'_>]) -> Result<u64, StoreError> {
+    Ok(direct_logs_numbered(store, logs).await?.len() as u64)
+}
+
+/// A direct message as [`direct_logs_numbered`] stored it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Numbered {
+    /// Message id.
+    pub id: String,
+    /// Its seq in the conversation (also its message number).
+    pub seq: i64,
+    /// The conversation's two participant keys.
+    pub peers: [String; 2],
+}
+
+/// [`direct_logs`], telling which messages were new and the number each
+/// got (for the signal that gives live deliveries their number).
+pub async fn direct_logs_numbered(
+    store: &Store,
+    logs: &[DirectWrite<'_>],
+) -> Result<Vec<Numbered>, StoreError> {
     if logs.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     // The latest nicks of each conversation in this batch.
     let mut convs: BTreeMap<&str, &DirectKey> = BTreeMap::new();
@@ -308,7 +328,7 @@ pub async fn direct_logs(store: &Store, logs: &[DirectWrite<'_>]) -> Result<u64,
     }
     if fresh.is_empty() {
         tx.commit().await?;
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let conv_ids: Vec<i64> = counts.keys().copied().collect();
     let ns: Vec<i64> = counts.values().map(|c| c.0).collect();
@@ -320,6 +340,7 @@ pub async fn direct_logs(store: &Store, logs: &[DirectWrite<'_>]) -> Result<u64,
         next.insert(id, last - counts[&id].0 + 1);
     }
     let mut placed = Vec::with_capacity(fresh.len());
+    let mut numbered = Vec::with_capacity(fresh.len());
     let mut pending = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (w, conversation) in &fresh {
         let slot = next.get_mut(conversation).expect("allocated above");
@@ -331,6 +352,11 @@ pub async fn direct_logs(store: &Store, logs: &[DirectWrite<'_>]) -> Result<u64,
             mseq: Some(seq),
             row: &w.row,
         });
+        numbered.push(Numbered {
+            id: w.log.id.clone(),
+            seq,
+            peers: [w.key.peer_a.clone(), w.key.peer_b.clone()],
+        });
         if let (true, Some(account)) = (w.log.offline, &w.log.to.account) {
             pending.0.push(fold(account));
             pending.1.push(*conversation);
@@ -338,12 +364,13 @@ pub async fn direct_logs(store: &Store, logs: &[DirectWrite<'_>]) -> Result<u64,
             pending.3.push(w.log.id.as_str());
         }
     }
-    let (_, inserted) = insert_rows(&tx, &placed).await?;
+    // The rows were checked absent above, under the conversations' locks.
+    insert_rows(&tx, &placed).await?;
     if !pending.0.is_empty() {
         let stmt = tx.prepare_cached(INSERT_PENDING).await?;
         tx.execute(&stmt, &[&pending.0, &pending.1, &pending.2, &pending.3])
             .await?;
     }
     tx.commit().await?;
-    Ok(inserted)
+    Ok(numbered)
 }
