@@ -246,6 +246,88 @@ def test_one_to_one_between_tinode_users_and_to_an_absent_account(platform, tino
     assert [m["content"] for m in again.call("messages", topic="usr" + a_login)] == ["while you were out"]
 
 
+def is_desc(topic: str):
+    return lambda p: p.get("meta", {}).get("topic") == topic and "desc" in p["meta"]
+
+
+def test_me_lists_subscriptions_and_markers_between_sessions(platform, tinodes, uniq):
+    alice, a_login = new_user(tinodes, platform, uniq, "tr")
+    bob, b_login = new_user(tinodes, platform, uniq, "ts", gw=1)
+    grp = alice.call("newGroup", fn="Marks")["topic"]
+    assert bob.call("subscribe", topic=grp)["code"] == 200
+    seqs = [alice.call("publish", topic=grp, text=f"n{n}")["seq"] for n in range(3)]
+    for s in seqs:
+        bob.expect(is_data(grp, s), what=f"message {s}")
+    bob.call("read", topic=grp, seq=seqs[1])
+    alice.expect(is_info(grp, "read", "usr" + b_login), what="bob's read")
+    # A marker lower than the stored one is not news: dropped.
+    bob.call("read", topic=grp, seq=seqs[0])
+    alice.expect_none(lambda p: is_info(grp, "read", "usr" + b_login)(p) and p["info"]["seq"] == seqs[0])
+    # Bob writes to alice; she reads it in the one-to-one topic.
+    assert bob.call("subscribe", topic="usr" + a_login)["code"] == 200
+    p1 = bob.call("publish", topic="usr" + a_login, text="psst")["seq"]
+    assert alice.call("subscribe", topic="usr" + b_login, data=5)["code"] == 200
+    alice.call("read", topic="usr" + b_login, seq=p1)
+    bob.expect(is_info("usr" + a_login, "read", "usr" + a_login), what="alice's read, to the peer")
+
+    # Bob detaches (still subscribed) and goes; a new session of his sees
+    # the group, unattached, and the conversation, with their markers.
+    assert bob.call("leave", topic=grp)["code"] == 200
+    bob.close()
+    again = tinodes(platform)
+    again.call("login", login=b_login, password=pw_for(b_login))
+    subs = {s["topic"]: s for s in again.call("me")}
+    assert subs[grp]["seq"] == seqs[-1] and subs[grp]["read"] == seqs[1], subs
+    assert subs[grp]["recv"] >= seqs[1] and subs[grp]["fn"].startswith("#"), subs
+    assert subs["usr" + a_login]["seq"] == p1 and subs["usr" + a_login]["fn"] == a_login, subs
+    a_subs = {s["topic"]: s for s in alice.call("me")}
+    assert a_subs["usr" + b_login]["read"] == p1 and a_subs[grp]["seq"] == seqs[-1], a_subs
+    # Attaching again: the topic's desc carries the stored markers.
+    assert again.call("subscribe", topic=grp)["code"] == 200
+    desc = again.expect(is_desc(grp), what="the group's desc")["meta"]["desc"]
+    assert desc["read"] == seqs[1] and desc["seq"] == seqs[-1], desc
+    # Unsubscribing drops it from the list; a one-to-one topic can be deleted.
+    assert again.call("leaveUnsub", topic=grp)["code"] == 200
+    assert grp not in {s["topic"] for s in again.call("me")}
+    assert again.call("subscribe", topic="usr" + a_login)["code"] == 200
+    assert again.call("delTopic", topic="usr" + a_login)["code"] == 200
+
+
+def test_fnd_the_topic_note_and_evicting(platform, tinodes, clients, uniq):
+    alice, a_login = new_user(tinodes, platform, uniq, "tf")
+    bob, b_login = new_user(tinodes, platform, uniq, "tk", gw=1)
+    grp = alice.call("newGroup", fn="Found")["topic"]
+    room = "#" + grp[3:]
+    # fnd finds accounts by name or basic: tag and rooms by name.
+    found = bob.call("find", query=a_login.upper())
+    assert [(r["user"], r["fn"]) for r in found["raw"]] == [("usr" + a_login, a_login)], found
+    found = bob.call("find", query=f"basic:{a_login}, {room}")
+    assert {r["user"] or r["topic"] for r in found["raw"]} == {"usr" + a_login, grp}, found
+    assert set(found["contacts"]) == {"usr" + a_login, grp}, found
+    assert bob.call("find", query="nobody" + a_login + " tel:123")["raw"] == []
+
+    # A group's note is the room's topic; IRC sees it set.
+    irc = clients.user(uniq("tj"), caps=CAPS)
+    irc.join(room)
+    assert bob.call("subscribe", topic=grp)["code"] == 200
+    assert alice.call("setNote", topic=grp, note="release at noon")["code"] == 200
+    irc.expect(rf"TOPIC {esc(room)} :release at noon$")
+    # Only an operator (the creator) evicts; eviction is a KICK.
+    with pytest.raises(TinodeError) as e:
+        bob.call("setNote", topic=grp, note="mine now")
+    assert e.value.code == 403
+    with pytest.raises(TinodeError) as e:
+        bob.call("evict", topic=grp, user="usr" + a_login)
+    assert e.value.code == 403
+    assert alice.call("evict", topic=grp, user="usr" + b_login)["code"] == 200
+    irc.expect(rf"KICK {esc(room)} {esc(b_login)}")
+    bob.expect(is_ctrl(205, topic=grp), what="bob evicted")
+    # A room is shared with IRC and XMPP: nobody deletes it.
+    with pytest.raises(TinodeError) as e:
+        alice.call("delTopic", topic=grp)
+    assert e.value.code == 403
+
+
 def test_long_polling_carries_the_same_session(platform, tinodes, uniq):
     lp, lp_login = new_user(tinodes, platform, uniq, "tl", transport="lp")
     ws, ws_login = new_user(tinodes, platform, uniq, "tw")

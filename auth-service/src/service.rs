@@ -34,6 +34,11 @@ pub enum ServiceError {
 
 /// The largest vCard stored (a photo should be an avatar, XEP-0084).
 const MAX_VCARD_BYTES: usize = 32 * 1024;
+/// The longest topic key kept (`room:` or `peer:` and a folded name).
+const MAX_TOPIC_KEY: usize = 256;
+/// Terms of one search looked at, and the most accounts it returns.
+const MAX_SEARCH_TERMS: usize = 16;
+const MAX_SEARCH_RESULTS: u32 = 100;
 /// The longest roster item name or group, in characters.
 const MAX_ROSTER_TEXT: usize = 256;
 /// The most groups one roster item may be in.
@@ -176,7 +181,81 @@ impl Service {
                 self.db.set_vcard(&fold(account), vcard).await?;
                 Ok(AuthReplyBody::Stored)
             }
+            AuthRequestBody::TopicsGet { account } => Ok(AuthReplyBody::Topics {
+                items: self.db.topics(&fold(account)).await?,
+            }),
+            AuthRequestBody::TopicJoin { account, topic } => {
+                let Some(name) = self.topic_owner(account, topic).await? else {
+                    return Ok(failure(AuthError::NotFound));
+                };
+                self.db.join_topic(&name, topic).await?;
+                Ok(AuthReplyBody::Stored)
+            }
+            AuthRequestBody::TopicLeave { account, topic } => {
+                self.db.leave_topic(&fold(account), topic).await?;
+                Ok(AuthReplyBody::Stored)
+            }
+            AuthRequestBody::TopicMark {
+                account,
+                topic,
+                read,
+                recv,
+            } => {
+                let Some(name) = self.topic_owner(account, topic).await? else {
+                    return Ok(failure(AuthError::NotFound));
+                };
+                let (read, recv) = self.db.mark_topic(&name, topic, *read, *recv).await?;
+                Ok(AuthReplyBody::Marked { read, recv })
+            }
+            AuthRequestBody::Search { terms, limit } => self.search(terms, *limit).await,
         }
+    }
+
+    /// The folded account that may keep state for `topic`, if both are
+    /// acceptable and the account exists.
+    async fn topic_owner(
+        &self,
+        account: &str,
+        topic: &str,
+    ) -> Result<Option<String>, ServiceError> {
+        let name = fold(account);
+        let well_formed = topic.len() <= MAX_TOPIC_KEY
+            && (topic.starts_with("room:") || topic.starts_with("peer:"));
+        if !well_formed || !valid_account(&name) || self.db.account(&name).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(name))
+    }
+
+    /// Tinode `fnd`: terms are names, `basic:<name>` or `email:<address>`;
+    /// anything else (other tag namespaces) matches nothing.
+    async fn search(&self, terms: &[String], limit: u32) -> Outcome {
+        let mut keyed: Vec<(String, String)> = Vec::new();
+        for term in terms.iter().take(MAX_SEARCH_TERMS) {
+            let t = term.trim();
+            let key = match t.split_once(':') {
+                Some((ns, v)) if ns.eq_ignore_ascii_case("basic") => fold(v),
+                Some((ns, v)) if ns.eq_ignore_ascii_case("email") => v.to_ascii_lowercase(),
+                Some(_) => continue,
+                None if t.contains('@') => t.to_ascii_lowercase(),
+                None => fold(t),
+            };
+            if !key.is_empty() {
+                keyed.push((term.clone(), key));
+            }
+        }
+        let (emails, names): (Vec<_>, Vec<_>) = keyed.iter().partition(|(_, k)| k.contains('@'));
+        let names: Vec<String> = names.into_iter().map(|(_, k)| k.clone()).collect();
+        let emails: Vec<String> = emails.into_iter().map(|(_, k)| k.clone()).collect();
+        let limit = limit.clamp(1, MAX_SEARCH_RESULTS);
+        let rows = if keyed.is_empty() {
+            Vec::new()
+        } else {
+            self.db.search_accounts(&names, &emails, limit).await?
+        };
+        Ok(AuthReplyBody::Found {
+            accounts: crate::db::found(rows, &keyed),
+        })
     }
 
     async fn roster(&self, account: &str) -> Outcome {
@@ -532,6 +611,9 @@ fn result_label(body: &AuthReplyBody) -> &'static str {
         AuthReplyBody::RosterChanged { .. } => "roster_changed",
         AuthReplyBody::Vcard { .. } => "vcard",
         AuthReplyBody::Stored => "stored",
+        AuthReplyBody::Topics { .. } => "topics",
+        AuthReplyBody::Marked { .. } => "marked",
+        AuthReplyBody::Found { .. } => "found",
         AuthReplyBody::Failure { code, .. } => match code {
             AuthError::InvalidCredentials => "invalid_credentials",
             AuthError::RateLimited => "rate_limited",

@@ -285,6 +285,13 @@ pub struct TargetSummary {
     pub name: String,
     /// The newest item's time (ms).
     pub latest_at: i64,
+    /// Direct conversations: the newest message number (every item is a
+    /// message). Rooms: the newest seq.
+    #[serde(default)]
+    pub latest_seq: u64,
+    /// Direct conversations: the peer had no account (`peer` is a nick).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guest: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -654,6 +654,54 @@ pub enum AuthRequestBody {
     /// Stores the account's vCard (the `<vCard/>` element, serialized):
     /// answered with `Stored`.
     VcardSet { account: String, vcard: String },
+    /// The account's topic state (Tinode subscriptions and read/received
+    /// markers): answered with `Topics`.
+    TopicsGet { account: String },
+    /// The account subscribes to `topic` (a [`TopicState::topic`] key),
+    /// keeping any markers it has: answered with `Stored`.
+    TopicJoin { account: String, topic: String },
+    /// The account drops `topic` and its markers: answered with `Stored`.
+    TopicLeave { account: String, topic: String },
+    /// Raises the markers of `topic` (never lowers them; `read` raises
+    /// `recv` too): answered with `Marked`, the values now stored.
+    TopicMark {
+        account: String,
+        topic: String,
+        #[serde(default)]
+        read: u64,
+        #[serde(default)]
+        recv: u64,
+    },
+    /// Accounts matching any of `terms` (Tinode `fnd`): a term is an account
+    /// name, `basic:<name>` or `email:<address>`, compared case-folded.
+    /// Answered with `Found`, disabled accounts left out.
+    Search { terms: Vec<String>, limit: u32 },
+}
+
+/// One of an account's topics as stored by the auth service: a room it
+/// subscribed to (`room:<folded room>`) or a one-to-one conversation it
+/// has markers for (`peer:<folded account>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicState {
+    pub topic: String,
+    /// Whether the account subscribed (rooms); conversations with markers
+    /// only are `false`.
+    pub subscribed: bool,
+    /// The highest message number read / received.
+    pub read: u64,
+    pub recv: u64,
+    /// ms since the epoch.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// An account found by [`AuthRequestBody::Search`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoundAccount {
+    pub account: String,
+    pub registered_at: i64,
+    /// The term it matched, as asked.
+    pub matched: String,
 }
 
 impl AuthRequestBody {
@@ -672,6 +720,11 @@ impl AuthRequestBody {
             AuthRequestBody::Subscription { .. } => "subscription",
             AuthRequestBody::VcardGet { .. } => "vcard_get",
             AuthRequestBody::VcardSet { .. } => "vcard_set",
+            AuthRequestBody::TopicsGet { .. } => "topics_get",
+            AuthRequestBody::TopicJoin { .. } => "topic_join",
+            AuthRequestBody::TopicLeave { .. } => "topic_leave",
+            AuthRequestBody::TopicMark { .. } => "topic_mark",
+            AuthRequestBody::Search { .. } => "search",
         }
     }
 }
@@ -730,6 +783,17 @@ pub enum AuthReplyBody {
         vcard: Option<String>,
     },
     Stored,
+    Topics {
+        items: Vec<TopicState>,
+    },
+    /// The markers stored after a `TopicMark`.
+    Marked {
+        read: u64,
+        recv: u64,
+    },
+    Found {
+        accounts: Vec<FoundAccount>,
+    },
     Failure {
         code: AuthError,
         /// Seconds until a rate-limited caller may try again.

@@ -25,6 +25,15 @@
 //   leave {topic}                     leave(false)
 //   subs {topic}                      the SDK's cached subscribers [{user, online}]
 //   desc {topic}                      topic.seq / maxMsgSeq / name
+//   recv {topic, seq}                 noteRecv
+//   leaveUnsub {topic}                leave(true)
+//   me {}                             attach `me` (or ask again) for its subscriptions:
+//                                     [{topic, seq, read, recv, fn}] as the server sent them
+//   find {query}                      fnd: setMeta({desc:{public:query}}) then getMeta(sub)
+//                                     -> [{user|topic, fn, private}]
+//   setNote {topic, note}             setMeta({desc:{public:{note}}})
+//   evict {topic, user}               delSubscription(user)
+//   delTopic {topic}                  delTopic(true)
 //
 // The SDK's own bookkeeping (ids, {hi}, recv notes, caching) is the SDK's;
 // the tests look at the raw packets for what the server really sent.
@@ -210,6 +219,65 @@ const ops = {
     return { name: t.name, seq: t.seq, maxMsgSeq: t.maxMsgSeq(), minMsgSeq: t.minMsgSeq(), public: t.public ?? null };
   },
 };
+
+// The subscriptions in the server's answer to request `id` on `topic`.
+function subsAnswer(from, topic, id) {
+  const pkt = received.slice(from).find((p) => p.meta?.id === id && p.meta.topic === topic && p.meta.sub);
+  return pkt ? pkt.meta.sub : [];
+}
+
+Object.assign(ops, {
+  async recv({ topic: name, seq }) {
+    tinode.getTopic(name).noteRecv(seq);
+    return true;
+  },
+  async leaveUnsub({ topic: name }) {
+    const ctrl = await tinode.getTopic(name).leave(true);
+    return { code: ctrl.code };
+  },
+  async me() {
+    const me = tinode.getMeTopic();
+    const from = received.length;
+    const q = me.startMetaQuery().withDesc().withSub().build();
+    const ctrl = me.isSubscribed() ? await me.getMeta(q) : await me.subscribe(q);
+    const id = ctrl?.id ?? ctrl?.ctrl?.id;
+    await arrival(from, (p) => (p.meta?.topic === "me" && p.meta.sub) ||
+      (p.ctrl?.topic === "me" && p.ctrl.params?.what === "sub"));
+    const pkt = received.slice(from).find((p) => p.meta?.topic === "me" && p.meta.sub);
+    const subs = pkt ? pkt.meta.sub : [];
+    return subs.map((s) => ({ topic: s.topic, seq: s.seq ?? 0, read: s.read ?? 0, recv: s.recv ?? 0,
+                              fn: s.public?.fn ?? null, id }));
+  },
+  async find({ query }) {
+    const fnd = tinode.getFndTopic();
+    if (!fnd.isSubscribed()) await fnd.subscribe();
+    await fnd.setMeta({ desc: { public: query } });
+    const from = received.length;
+    await fnd.getMeta(fnd.startMetaQuery().withSub().build());
+    await arrival(from, (p) => (p.meta?.topic === "fnd" && p.meta.sub) ||
+      (p.ctrl?.topic === "fnd" && p.ctrl.params?.what === "sub"));
+    const pkt = received.slice(from).find((p) => p.meta?.topic === "fnd" && p.meta.sub);
+    const contacts = [];
+    fnd.contacts((c) => contacts.push(c.topic ?? c.user));
+    return {
+      raw: (pkt ? pkt.meta.sub : []).map((s) => ({ user: s.user ?? null, topic: s.topic ?? null,
+                                                   fn: s.public?.fn ?? null, private: s.private ?? null })),
+      contacts,
+    };
+  },
+  async setNote({ topic: name, note }) {
+    const ctrl = await tinode.getTopic(name).setMeta({ desc: { public: { note } } });
+    return { code: ctrl?.code ?? null };
+  },
+  async evict({ topic: name, user }) {
+    const ctrl = await tinode.getTopic(name).delSubscription(user);
+    return { code: ctrl?.code ?? null };
+  },
+  async delTopic({ topic: name }) {
+    const ctrl = await tinode.getTopic(name).delTopic(true);
+    return { code: ctrl?.code ?? null };
+  },
+});
 
 const rl = readline.createInterface({ input: process.stdin });
 rl.on("line", async (line) => {

@@ -5,12 +5,14 @@
 mod accounts;
 mod limits;
 mod roster;
+mod topics;
 
 use deadpool_postgres::Pool;
 
 pub use accounts::{Account, AccountSummary, Inserted, NewAccount};
 pub use limits::Limits;
 pub use roster::{Changed, Roster};
+pub use topics::found;
 
 use crate::config::PgConfig;
 

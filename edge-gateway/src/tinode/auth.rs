@@ -306,6 +306,7 @@ pub async fn on_logged_in(c: &mut Conn, l: LoggingIn, body: AuthReplyBody) {
         ctrl = ctrl.param("desc", account_desc(public));
     }
     c.reply(ctrl);
+    super::marks::load(c).await;
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use super::topics::Attached;
 use super::wire::{self, code, ClientMsg};
-use super::{auth, data, notes, p2p, topics};
+use super::{auth, data, del, fnd, marks, me, notes, p2p, set, topics};
 use crate::bus_link::{confirmed, next_delivery, Outcome};
 use crate::config::TinodeConfig;
 use crate::gateway::Gateway;
@@ -66,6 +66,15 @@ pub enum Wait {
     PeerLookup(p2p::Attaching),
     /// `{sub usr…}`: the conversation's newest message number.
     PeerSeq(p2p::Attaching),
+    /// The account's topic state, or a write of it (see [`marks`]).
+    Marks,
+    /// The two halves of a `me` listing (see [`me`]).
+    ListTopics,
+    ListTargets,
+    /// `{get fnd what:"sub"}`: the accounts found.
+    Search(fnd::Searching),
+    /// `{set}` of a group's description: the room's event.
+    Set(set::Setting),
 }
 
 /// The logged-in user.
@@ -104,6 +113,12 @@ pub struct Conn {
     pub me: bool,
     pub fnd: bool,
     pub notes: notes::Notes,
+    /// The account's subscriptions and markers (see [`marks`]).
+    pub marks: marks::Marks,
+    /// A `me` subscriptions listing being put together.
+    pub listing: Option<me::Listing>,
+    /// The terms of the `fnd` query.
+    pub fnd_query: Vec<String>,
     /// The NATS subject prefix (of the cluster's signals).
     pub nats_prefix: String,
     waits: HashMap<String, (Wait, Instant)>,
@@ -138,6 +153,9 @@ impl Conn {
             me: false,
             fnd: false,
             notes,
+            marks: marks::Marks::default(),
+            listing: None,
+            fnd_query: Vec::new(),
             nats_prefix: nats_prefix.to_string(),
             waits: HashMap::new(),
             queue: None,
@@ -307,14 +325,8 @@ impl Conn {
             ClientMsg::Leave(leave) => topics::on_leave(self, leave).await,
             ClientMsg::Get(get) => topics::on_get(self, get).await,
             ClientMsg::Pub(p) => data::on_pub(self, p).await,
-            ClientMsg::Set(set) => {
-                let topic = set.topic.clone();
-                self.reply(wire::ctrl(id, code::NOT_IMPLEMENTED).topic(&topic));
-            }
-            ClientMsg::Del(del) => {
-                let topic = del.topic.clone();
-                self.reply(wire::ctrl(id, code::NOT_IMPLEMENTED).topic(&topic));
-            }
+            ClientMsg::Set(s) => set::on_set(self, s).await,
+            ClientMsg::Del(d) => del::on_del(self, d).await,
         }
     }
 
@@ -326,6 +338,9 @@ impl Conn {
                 Some(Wait::Register(r)) => auth::on_registered(self, r, reply.body).await,
                 Some(Wait::Login(l)) => auth::on_logged_in(self, l, reply.body).await,
                 Some(Wait::PeerLookup(a)) => p2p::on_lookup(self, a, reply.body).await,
+                Some(Wait::Marks) => marks::on_answer(self, reply.body),
+                Some(Wait::ListTopics) => me::on_topics(self, reply.body).await,
+                Some(Wait::Search(s)) => fnd::on_found(self, s, reply.body),
                 Some(other) => {
                     tracing::debug!(?other, "tinode: an auth answer for another request")
                 }
@@ -334,6 +349,7 @@ impl Conn {
             Ok(BusMessage::HistoryReply(reply)) => match self.take_wait(&reply.id) {
                 Some(Wait::Data(f)) => data::on_history(self, f, reply.body),
                 Some(Wait::PeerSeq(a)) => p2p::on_seq(self, a, reply.body).await,
+                Some(Wait::ListTargets) => me::on_targets(self, reply.body).await,
                 _ => tracing::debug!(id = %reply.id, "tinode: a late history answer"),
             },
             Ok(BusMessage::Direct(direct)) => match &direct.body {
@@ -351,7 +367,7 @@ impl Conn {
         }
     }
 
-    fn on_timeouts(&mut self) {
+    async fn on_timeouts(&mut self) {
         let now = Instant::now();
         let late: Vec<String> = self
             .waits
@@ -362,6 +378,10 @@ impl Conn {
         for key in late {
             if let Some(w) = self.take_wait(&key) {
                 let (id, topic) = match &w {
+                    // Best effort, or finished by the listing's own deadline.
+                    Wait::Marks | Wait::ListTopics | Wait::ListTargets => continue,
+                    Wait::Search(s) => (s.id.clone(), Some("fnd".to_string())),
+                    Wait::Set(s) => (s.id.clone(), Some(s.topic.clone())),
                     Wait::Register(r) => (r.id.clone(), None),
                     Wait::Login(l) => (l.id.clone(), None),
                     Wait::Join(j) => (j.id.clone(), Some(j.topic.clone())),
@@ -378,11 +398,13 @@ impl Conn {
             }
         }
         p2p::on_timeouts(self);
+        me::on_deadline(self).await;
     }
 
     fn next_deadline(&self) -> Option<Instant> {
         let waits = self.waits.values().map(|(_, at)| *at);
-        waits.chain(self.numbers.deadline()).min()
+        let listing = self.listing.as_ref().map(|l| l.deadline);
+        waits.chain(self.numbers.deadline()).chain(listing).min()
     }
 
     /// Runs the session until the transport closes, the session is killed
@@ -418,7 +440,7 @@ impl Conn {
                     self.reply(wire::Ctrl::new(None, 503, "session ended").param("reason", reason.clone()));
                     break reason;
                 }
-                _ = sleep_until_opt(deadline) => self.on_timeouts(),
+                _ = sleep_until_opt(deadline) => self.on_timeouts().await,
                 _ = tokio::time::sleep_until(login_deadline), if !logged_in => {
                     self.reply(wire::ctrl(None, code::TIMEOUT));
                     break "Login timeout".to_string();

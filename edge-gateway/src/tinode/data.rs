@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use super::conn::{Conn, Wait};
 use super::notes::Signal;
 use super::wire::{self, code, DataQuery, Note, Pub};
-use super::{ids, p2p};
+use super::{ids, marks, p2p};
 
 const TAG_CONTENT: &str = "tinode/content";
 const TAG_HEAD: &str = "tinode/head";
@@ -247,7 +247,7 @@ pub fn on_history(c: &mut Conn, f: Fetching, body: HistoryReplyBody) {
 /// `{note}`: never answered; invalid ones are dropped.
 pub async fn on_note(c: &mut Conn, note: Note) {
     if c.peers.contains_key(&note.topic) {
-        p2p::on_note(c, &note.topic, &note.what).await;
+        p2p::on_note(c, &note).await;
         return;
     }
     let Some(att) = c.topics.get(&note.topic) else {
@@ -267,9 +267,10 @@ pub async fn on_note(c: &mut Conn, note: Note) {
             c.intent(body, None).await;
         }
         "read" | "recv" => {
-            let Some(seq) = note.seq.filter(|s| *s > 0 && *s <= last) else {
+            let seq = note.seq.unwrap_or(0);
+            if !marks::note(c, &marks::room_key(&room), &note.what, seq, last).await {
                 return;
-            };
+            }
             let signal = Signal {
                 from: c.uid().to_string(),
                 sid: c.sid.clone(),
@@ -283,9 +284,15 @@ pub async fn on_note(c: &mut Conn, note: Note) {
     }
 }
 
+/// `{del what:"msg"}`: not yet (the platform has no deletion of messages).
+pub async fn on_del(c: &mut Conn, del: wire::Del) {
+    c.reply(wire::ctrl(del.id.as_deref(), code::NOT_IMPLEMENTED).topic(&del.topic));
+}
+
 /// A marker from another session attached to the same room.
 pub fn on_signal(c: &mut Conn, s: Signal) {
-    if s.sid == c.sid || !c.topics.contains_key(&s.topic) {
+    let attached = c.topics.contains_key(&s.topic) || c.peers.contains_key(&s.topic);
+    if s.sid == c.sid || !attached {
         return;
     }
     c.send(wire::info(&s.topic, &s.from, &s.what, Some(s.seq)));

@@ -39,11 +39,16 @@ pub fn account_uid(account: &str) -> String {
     format!("usr{}", fold(account))
 }
 
+/// The user id of a guest, by nick.
+pub fn guest_uid(nick: &str) -> String {
+    format!("usrG{}", token(&fold(nick)))
+}
+
 /// The user id of whoever `actor` is: its account, else its nick.
 pub fn actor_uid(actor: &bus::schema::Actor) -> String {
     match &actor.account {
         Some(a) => account_uid(a),
-        None => format!("usrG{}", token(&fold(&actor.nick))),
+        None => guest_uid(&actor.nick),
     }
 }
 
@@ -51,7 +56,7 @@ pub fn actor_uid(actor: &bus::schema::Actor) -> String {
 pub fn member_uid(m: &bus::schema::MemberInfo) -> String {
     match &m.account {
         Some(a) => account_uid(a),
-        None => format!("usrG{}", token(&fold(&m.nick))),
+        None => guest_uid(&m.nick),
     }
 }
 

@@ -12,9 +12,14 @@
 mod auth;
 mod conn;
 mod data;
+mod del;
+mod fnd;
 mod ids;
+mod marks;
+mod me;
 mod notes;
 mod p2p;
+mod set;
 mod topics;
 mod wire;
 

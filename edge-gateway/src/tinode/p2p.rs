@@ -32,10 +32,11 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::conn::{Conn, Wait};
-use super::data;
 use super::ids::{self, PeerId};
+use super::notes::Signal;
 use super::topics::answer_get;
 use super::wire::{self, code, GetQuery, Pub, Sub};
+use super::{data, marks};
 use crate::bus_link::{confirmed, Outcome};
 
 /// How long a message waits for its number, or a number for its message.
@@ -137,7 +138,7 @@ impl Numbers {
 }
 
 /// The access mode of a one-to-one topic.
-fn acs() -> Value {
+pub(super) fn acs() -> Value {
     json!({"want": P2P_MODE, "given": P2P_MODE, "mode": P2P_MODE})
 }
 
@@ -248,6 +249,8 @@ pub async fn on_seq(c: &mut Conn, a: Attaching, body: HistoryReplyBody) {
         touched,
         attached_at: now_ms(),
     };
+    let channel = notes_channel(c, &peer);
+    c.notes.watch(&a.topic, &channel);
     c.peers.insert(a.topic.clone(), peer);
     c.reply(
         wire::ctrl(a.id.as_deref(), code::OK)
@@ -260,7 +263,7 @@ pub async fn on_seq(c: &mut Conn, a: Attaching, body: HistoryReplyBody) {
 }
 
 /// `meta.desc` of an attached one-to-one topic.
-pub fn desc_of(p: &Peer) -> Value {
+pub fn desc_of(c: &Conn, p: &Peer) -> Value {
     let mut desc = json!({
         "created": wire::ts(p.attached_at),
         "updated": wire::ts(p.attached_at.max(p.touched)),
@@ -273,7 +276,30 @@ pub fn desc_of(p: &Peer) -> Value {
     if p.touched > 0 {
         desc["touched"] = wire::ts(p.touched).into();
     }
+    if let Some(key) = marks::peer_key(&p.id) {
+        let (read, recv) = c.marks.markers(&key);
+        if read > 0 {
+            desc["read"] = read.into();
+        }
+        if recv > 0 {
+            desc["recv"] = recv.into();
+        }
+    }
     desc
+}
+
+/// `{leave}` of a one-to-one topic (`unsub`: its markers go too).
+pub async fn on_leave(c: &mut Conn, id: Option<&str>, topic: &str, unsub: bool) {
+    let Some(peer) = c.peers.remove(topic) else {
+        return;
+    };
+    c.notes.unwatch(topic);
+    if unsub {
+        if let Some(key) = marks::peer_key(&peer.id) {
+            marks::unsubscribe(c, &key).await;
+        }
+    }
+    c.reply(wire::ctrl(id, code::OK).topic(topic));
 }
 
 /// `meta.sub` of an attached one-to-one topic: both sides.
@@ -508,16 +534,56 @@ pub fn on_timeouts(c: &mut Conn) {
     }
 }
 
-/// `{note kp}` on a one-to-one topic: a typing notice to the peer (IRC
-/// clients with message tags show it). Markers (`read`, `recv`) are not
-/// relayed to other protocols.
-pub async fn on_note(c: &mut Conn, topic: &str, what: &str) {
-    if !matches!(what, "kp" | "kpa" | "kpv") {
-        return;
-    }
-    let Some(peer) = c.peers.get(topic).cloned() else {
+/// `{note}` on a one-to-one topic. `kp` is a typing notice to the peer
+/// (IRC clients with message tags show it, XMPP ones as a chat state).
+/// `read` / `recv` are stored and signalled to the conversation's Tinode
+/// sessions (the peer's and our own others): IRC and XMPP have no
+/// receipts to give them as.
+pub async fn on_note(c: &mut Conn, note: &wire::Note) {
+    let Some(peer) = c.peers.get(&note.topic).cloned() else {
         return;
     };
+    match note.what.as_str() {
+        "kp" | "kpa" | "kpv" => typing(c, &peer).await,
+        "read" | "recv" => {
+            let Some(key) = marks::peer_key(&peer.id) else {
+                return;
+            };
+            let seq = note.seq.unwrap_or(0);
+            if !marks::note(c, &key, &note.what, seq, peer.seq).await {
+                return;
+            }
+            let signal = Signal {
+                from: c.uid().to_string(),
+                sid: c.sid.clone(),
+                what: note.what.clone(),
+                seq,
+                topic: String::new(),
+            };
+            let channel = notes_channel(c, &peer);
+            c.notes.publish(&channel, &signal).await;
+        }
+        _ => {}
+    }
+}
+
+/// The notes channel of a conversation: the same for both sides (the two
+/// user ids, sorted).
+fn notes_channel(c: &Conn, peer: &Peer) -> String {
+    let me = c.uid().to_string();
+    let other = match &peer.id {
+        PeerId::Account(a) => ids::account_uid(a),
+        PeerId::Guest(n) => ids::guest_uid(n),
+    };
+    let (a, b) = if me <= other {
+        (me, other)
+    } else {
+        (other, me)
+    };
+    format!("p2p:{a}:{b}")
+}
+
+async fn typing(c: &mut Conn, peer: &Peer) {
     let Some(actor) = c.platform.as_ref().map(|pl| pl.actor.clone()) else {
         return;
     };

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::conn::{Conn, Wait};
 use super::wire::{self, code, GetQuery, Leave, Sub};
-use super::{data, ids, p2p};
+use super::{data, fnd, ids, marks, me, p2p, set};
 
 /// A group topic the session is attached to.
 #[derive(Debug, Clone)]
@@ -49,7 +49,7 @@ impl Attached {
         self.members.values().any(|m| m.uid == uid)
     }
 
-    fn is_op(&self, sid: &str) -> bool {
+    pub(super) fn is_op(&self, sid: &str) -> bool {
         self.members.get(sid).is_some_and(|m| m.op)
     }
 }
@@ -67,7 +67,7 @@ pub struct Joining {
 
 /// The access mode of a member: owners (ops) have everything, others the
 /// default of a Tinode group.
-fn acs(op: bool) -> Value {
+pub(super) fn acs(op: bool) -> Value {
     let mode = if op { "JRWPASDO" } else { "JRWPS" };
     json!({"want": mode, "given": mode, "mode": mode})
 }
@@ -183,6 +183,9 @@ pub async fn on_reply(c: &mut Conn, r: &SessionReply) {
         (Wait::Pub(p), Reply::Error { code: e, .. }) => {
             c.reply(refusal(p.id.as_deref(), *e).topic(&p.topic));
         }
+        (Wait::Set(s), Reply::Error { code: e, .. }) => {
+            c.reply(refusal(s.id.as_deref(), *e).topic(&s.topic));
+        }
         (w, other) => tracing::debug!(?w, ?other, "tinode: an unexpected router answer"),
     }
 }
@@ -256,6 +259,7 @@ async fn joined(
     };
     c.topics.insert(j.topic.clone(), att);
     c.notes.watch(&j.topic, room);
+    marks::subscribe(c, &marks::room_key(room)).await;
     let mut ctrl = wire::ctrl(j.id.as_deref(), code::OK)
         .topic(&j.topic)
         .param("acs", acs(op));
@@ -281,13 +285,16 @@ pub async fn on_leave(c: &mut Conn, leave: Leave) {
             let answer = if was { code::OK } else { code::NOT_JOINED };
             c.reply(wire::ctrl(id, answer).topic(topic));
         }
-        t if c.peers.remove(t).is_some() => c.reply(wire::ctrl(id, code::OK).topic(topic)),
+        t if c.peers.contains_key(t) => p2p::on_leave(c, id, t, leave.unsub).await,
         _ => {
             let Some(att) = c.topics.remove(topic) else {
                 c.reply(wire::ctrl(id, code::NOT_JOINED).topic(topic));
                 return;
             };
             c.notes.unwatch(topic);
+            if leave.unsub {
+                marks::unsubscribe(c, &marks::room_key(&att.room)).await;
+            }
             let body = IntentBody::Part {
                 room: att.name.clone(),
                 reason: None,
@@ -327,7 +334,13 @@ pub(super) async fn answer_get(c: &mut Conn, id: Option<&str>, topic: &str, q: &
             answered = true;
         }
     }
-    if q.wants("sub") {
+    if q.wants("sub") && topic == "me" {
+        me::list(c, id).await;
+        answered = true;
+    } else if q.wants("sub") && topic == "fnd" {
+        fnd::search(c, id).await;
+        answered = true;
+    } else if q.wants("sub") {
         let subs = subs_of(c, topic);
         if subs.is_empty() {
             c.reply(
@@ -355,23 +368,11 @@ pub(super) async fn answer_get(c: &mut Conn, id: Option<&str>, topic: &str, q: &
 }
 
 fn desc_of(c: &Conn, topic: &str) -> Option<Value> {
-    let now = wire::ts(bus::now_ms());
     if topic == "me" {
-        let account = c
-            .user
-            .as_ref()
-            .map(|u| u.account.clone())
-            .unwrap_or_default();
-        return Some(json!({
-            "created": now,
-            "updated": now,
-            "defacs": {"auth": "JRWPAS", "anon": "N"},
-            "acs": {"want": "JPS", "given": "JPS", "mode": "JPS"},
-            "public": {"fn": account},
-        }));
+        return Some(me::desc(c));
     }
     if let Some(p) = c.peers.get(topic) {
-        return Some(p2p::desc_of(p));
+        return Some(p2p::desc_of(c, p));
     }
     let att = c.topics.get(topic)?;
     let mut public = json!({"fn": format!("#{}", att.name)});
@@ -391,37 +392,20 @@ fn desc_of(c: &Conn, topic: &str) -> Option<Value> {
     if att.touched > 0 {
         desc["touched"] = wire::ts(att.touched).into();
     }
+    let (read, recv) = c.marks.markers(&marks::room_key(&att.room));
+    if read > 0 {
+        desc["read"] = read.into();
+    }
+    if recv > 0 {
+        desc["recv"] = recv.into();
+    }
     Some(desc)
 }
 
 fn subs_of(c: &Conn, topic: &str) -> Vec<Value> {
     let now = wire::ts(bus::now_ms());
     match topic {
-        "me" => c
-            .topics
-            .iter()
-            .map(|(name, att)| {
-                let mut s = json!({
-                    "topic": name,
-                    "updated": wire::ts(att.created),
-                    "acs": acs(att.is_op(&c.sid)),
-                    "public": {"fn": format!("#{}", att.name)},
-                });
-                if att.mseq > 0 {
-                    s["seq"] = att.mseq.into();
-                }
-                if att.touched > 0 {
-                    s["touched"] = wire::ts(att.touched).into();
-                }
-                s
-            })
-            .chain(c.peers.iter().map(|(name, p)| {
-                let mut s = p2p::desc_of(p);
-                s["topic"] = name.clone().into();
-                s
-            }))
-            .collect(),
-        "fnd" => Vec::new(),
+        "me" | "fnd" => Vec::new(),
         t if c.peers.contains_key(t) => p2p::subs_of(c, t, &c.peers[t]),
         t => {
             let Some(att) = c.topics.get(t) else {
@@ -520,6 +504,9 @@ pub async fn on_event(c: &mut Conn, ev: &RoomEvent) {
         EventBody::Topic { topic: text } => {
             if let Some(att) = c.topics.get_mut(&topic) {
                 att.topic_text = Some(text.clone());
+            }
+            if mine {
+                set::on_topic_event(c, &ev.id);
             }
         }
         _ => {}

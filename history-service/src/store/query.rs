@@ -313,7 +313,7 @@ impl Store {
         let conn = self.pool.get().await?;
         let order = if from <= to { "ASC" } else { "DESC" };
         let sql = format!(
-            "SELECT kind, key, name, peer_a, peer_b, nick_a, nick_b, last_at FROM conversations \
+            "SELECT kind, key, name, peer_a, peer_b, nick_a, nick_b, last_at, last_seq FROM conversations \
              WHERE last_at >= $1 AND last_at <= $2 \
                AND ((kind = 'dm' AND (peer_a = $3 OR peer_b = $3)) OR key = ANY($4)) \
              ORDER BY last_at {order}, id LIMIT $5"
@@ -328,6 +328,7 @@ impl Store {
                 let kind: &str = r.get(0);
                 let key: &str = r.get(1);
                 let last_at: DateTime<Utc> = r.get(7);
+                let mut guest = false;
                 let (target, name) = if kind == "room" {
                     let room = key.strip_prefix("room:").unwrap_or(key).to_string();
                     (HistoryTarget::Room { room }, r.get::<_, String>(2))
@@ -340,7 +341,10 @@ impl Store {
                     let nick = nick.unwrap_or_default();
                     let peer = match other.as_deref().and_then(|o| o.strip_prefix("a:")) {
                         Some(account) => account.to_string(),
-                        None => nick.clone(),
+                        None => {
+                            guest = true;
+                            nick.clone()
+                        }
                     };
                     (HistoryTarget::Direct { peer }, nick)
                 };
@@ -348,6 +352,8 @@ impl Store {
                     target,
                     name,
                     latest_at: last_at.timestamp_millis(),
+                    latest_seq: r.get::<_, i64>(8).max(0) as u64,
+                    guest,
                 }
             })
             .collect();
