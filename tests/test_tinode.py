@@ -22,6 +22,7 @@ import urllib.request
 import pytest
 import websockets
 
+from harness.accounts import sasl_connect
 from harness.raw import by, esc
 from harness.tinodeagent import TinodeError, is_ctrl, is_data, is_info, is_pres
 from harness.xmppagent import C, SID, create_account
@@ -250,7 +251,7 @@ def is_desc(topic: str):
     return lambda p: p.get("meta", {}).get("topic") == topic and "desc" in p["meta"]
 
 
-def test_me_lists_subscriptions_and_markers_between_sessions(platform, tinodes, uniq):
+def test_me_lists_subscriptions_and_markers_between_sessions(platform, tinodes, clients, uniq):
     alice, a_login = new_user(tinodes, platform, uniq, "tr")
     bob, b_login = new_user(tinodes, platform, uniq, "ts", gw=1)
     grp = alice.call("newGroup", fn="Marks")["topic"]
@@ -291,6 +292,16 @@ def test_me_lists_subscriptions_and_markers_between_sessions(platform, tinodes, 
     assert grp not in {s["topic"] for s in again.call("me")}
     assert again.call("subscribe", topic="usr" + a_login)["code"] == 200
     assert again.call("delTopic", topic="usr" + a_login)["code"] == 200
+
+    # Alice's me follows her contacts: bob is online, then goes, then
+    # comes back (on IRC this time: an account is online on any protocol).
+    assert a_subs["usr" + b_login]["online"] is True, a_subs
+    again.close()
+    alice.expect(is_pres("me", "off", "usr" + b_login), what="bob offline")
+    irc = clients.connect(1)
+    result, _ = sasl_connect(irc, b_login, b_login, pw_for(b_login))
+    assert result == "903", result
+    alice.expect(is_pres("me", "on", "usr" + b_login), what="bob online on IRC")
 
 
 def test_fnd_the_topic_note_and_evicting(platform, tinodes, clients, uniq):

@@ -37,6 +37,8 @@ pub enum KvError {
 #[derive(Clone)]
 pub struct Buckets {
     pub client: async_nats::Client,
+    /// The deployment's prefix, which also starts its signal subjects.
+    pub prefix: String,
     pub sessions: kv::Store,
     pub nicks: kv::Store,
     pub rooms: kv::Store,
@@ -125,5 +127,6 @@ pub async fn open(cfg: &NatsConfig, session_ttl: Duration) -> Result<Buckets, Kv
         rooms: open("rooms", Duration::ZERO).await?,
         routers: open("routers", Duration::ZERO).await?,
         client,
+        prefix: cfg.prefix.clone(),
     })
 }

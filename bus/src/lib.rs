@@ -9,6 +9,7 @@
 //!   declared ([`topology`]),
 //! * how a room or nick name is folded, escaped and partitioned ([`names`]),
 //! * the NATS key-value buckets that hold ephemeral cluster state ([`kv`]),
+//!   and the signals of accounts coming and going ([`presence`]),
 //! * configuration loading, logging, metrics, the admin HTTP port and
 //!   graceful shutdown ([`config`], [`telemetry`], [`admin`], [`shutdown`]),
 //!   put together in the same order by every binary ([`process`]),
@@ -21,6 +22,7 @@ pub mod history;
 pub mod kv;
 pub mod names;
 pub mod pg;
+pub mod presence;
 pub mod process;
 pub mod recovery;
 pub mod roster;

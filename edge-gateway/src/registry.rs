@@ -50,6 +50,52 @@ impl Registry {
         &self.buckets.client
     }
 
+    /// The deployment's NATS prefix (of its buckets and signal subjects).
+    pub fn prefix(&self) -> &str {
+        &self.buckets.prefix
+    }
+
+    /// Tells listeners that a session of `account` started or ended (best
+    /// effort: see [`bus::presence`]).
+    pub async fn signal_presence(&self, account: &str, sid: &str, online: bool) {
+        let signal = bus::presence::PresenceSignal {
+            account: account.to_string(),
+            sid: sid.to_string(),
+            online,
+        };
+        let subject = bus::presence::subject(&self.buckets.prefix, account);
+        let payload = serde_json::to_vec(&signal).unwrap_or_default();
+        if let Err(e) = self.buckets.client.publish(subject, payload.into()).await {
+            tracing::debug!(error = %e, "publishing a presence signal failed");
+        }
+    }
+
+    /// Whether any session of `account` is live: one of its nicks
+    /// (`alice`, `alice|2`…, see [`crate::sessions::nick_candidate`]) is
+    /// claimed by a session logged in as it.
+    pub async fn account_online(&self, account: &str) -> bool {
+        let folded = bus::names::fold(account);
+        for n in 1..=crate::sessions::NICK_CANDIDATES {
+            let nick = crate::sessions::nick_candidate(account, n);
+            match self.session_by_nick(&nick).await {
+                Ok(Some(rec))
+                    if rec
+                        .actor
+                        .account
+                        .as_deref()
+                        .is_some_and(|a| bus::names::fold(a) == folded) =>
+                {
+                    return true
+                }
+                Ok(Some(_)) => {}
+                // Candidates are taken in order, so the first free one ends the search.
+                Ok(None) => return false,
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
     /// Claims `nick` for `sid`; fails with [`RegistryError::NickInUse`] if
     /// anyone (in any case) holds it. Returns the claim's revision.
     pub async fn claim_nick(&self, nick: &str, sid: &str) -> Result<u64, RegistryError> {

@@ -216,6 +216,11 @@ pub async fn start(
         shared: shared.clone(),
     });
     gw.note_sessions();
+    if let Some(account) = &shared.state.lock().await.record.actor.account {
+        gw.registry
+            .signal_presence(account, &shared.sid, true)
+            .await;
+    }
     Ok(Started { shared, inbox })
 }
 
@@ -237,11 +242,14 @@ pub async fn end(gw: &crate::gateway::Gateway, shared: &SessionShared) {
     if let Err(e) = gw.registry.delete_session(sid).await {
         tracing::warn!(%sid, error = %e, "deleting the session record failed (it will age out)");
     }
+    if let Some(account) = &st.record.actor.account {
+        gw.registry.signal_presence(account, sid, false).await;
+    }
 }
 
 /// Nick candidates tried for one account's session: `alice`, `alice|2` …
 /// `alice|9`.
-const NICK_CANDIDATES: u32 = 9;
+pub const NICK_CANDIDATES: u32 = 9;
 
 /// The nick for candidate `n` (1-based) of an account. `|` is a nick
 /// character that no account name contains, so `alice|2` never takes

@@ -246,7 +246,7 @@ Object.assign(ops, {
     const pkt = received.slice(from).find((p) => p.meta?.topic === "me" && p.meta.sub);
     const subs = pkt ? pkt.meta.sub : [];
     return subs.map((s) => ({ topic: s.topic, seq: s.seq ?? 0, read: s.read ?? 0, recv: s.recv ?? 0,
-                              fn: s.public?.fn ?? null, id }));
+                              fn: s.public?.fn ?? null, online: !!s.online, id }));
   },
   async find({ query }) {
     const fnd = tinode.getFndTopic();

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use super::topics::Attached;
 use super::wire::{self, code, ClientMsg};
-use super::{auth, data, del, fnd, marks, me, notes, p2p, set, topics};
+use super::{auth, contacts, data, del, fnd, marks, me, notes, p2p, set, topics};
 use crate::bus_link::{confirmed, next_delivery, Outcome};
 use crate::config::TinodeConfig;
 use crate::gateway::Gateway;
@@ -119,6 +119,8 @@ pub struct Conn {
     pub listing: Option<me::Listing>,
     /// The terms of the `fnd` query.
     pub fnd_query: Vec<String>,
+    /// The contacts followed for `{pres}` on `me`.
+    pub contacts: contacts::Contacts,
     /// The NATS subject prefix (of the cluster's signals).
     pub nats_prefix: String,
     waits: HashMap<String, (Wait, Instant)>,
@@ -156,6 +158,7 @@ impl Conn {
             marks: marks::Marks::default(),
             listing: None,
             fnd_query: Vec::new(),
+            contacts: contacts::Contacts::default(),
             nats_prefix: nats_prefix.to_string(),
             waits: HashMap::new(),
             queue: None,
@@ -433,6 +436,9 @@ impl Conn {
                 note = self.notes.next() => {
                     if let Some(note) = note { data::on_signal(&mut self, note); }
                 }
+                account = self.contacts.next() => {
+                    if let Some(account) = account { contacts::on_signal(&mut self, account).await; }
+                }
                 n = self.numbers.next() => {
                     if let Some(n) = n { p2p::on_numbered(&mut self, n); }
                 }
@@ -458,6 +464,7 @@ impl Conn {
     /// session queue go.
     async fn end(&mut self, reason: &str) {
         self.notes.clear();
+        self.contacts.clear();
         if let Some(p) = self.platform.take() {
             let rooms: Vec<String> = self.topics.values().map(|t| t.room.clone()).collect();
             let change = MemberChange::Quit {

@@ -154,7 +154,8 @@ async fn finish(c: &mut Conn) {
         return;
     };
     let targets = listing.targets.unwrap_or_default();
-    let subs = entries(c, &targets).await;
+    let mut subs = entries(c, &targets).await;
+    online(c, &mut subs).await;
     let id = listing.id.as_deref();
     if subs.is_empty() {
         c.reply(
@@ -164,6 +165,25 @@ async fn finish(c: &mut Conn) {
         );
     } else {
         c.send(wire::meta(id, "me", "sub", Value::Array(subs)));
+    }
+}
+
+/// Marks the contacts online now, and (while `me` is attached) follows
+/// them for `{pres}` ([`super::contacts`]).
+async fn online(c: &mut Conn, subs: &mut [Value]) {
+    let nats = c.gw.registry.nats().clone();
+    let prefix = c.gw.registry.prefix().to_string();
+    for s in subs.iter_mut().take(super::contacts::MAX_CONTACTS) {
+        let Some(PeerId::Account(account)) = s["topic"].as_str().and_then(ids::peer_of) else {
+            continue;
+        };
+        let online = c.gw.registry.account_online(&account).await;
+        if online {
+            s["online"] = true.into();
+        }
+        if c.me {
+            c.contacts.follow(&nats, &prefix, &account, online);
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 
 mod auth;
 mod conn;
+mod contacts;
 mod data;
 mod del;
 mod fnd;

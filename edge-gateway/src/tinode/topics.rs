@@ -282,6 +282,9 @@ pub async fn on_leave(c: &mut Conn, leave: Leave) {
         "me" | "fnd" => {
             let attached = if topic == "me" { &mut c.me } else { &mut c.fnd };
             let was = std::mem::replace(attached, false);
+            if topic == "me" {
+                c.contacts.clear();
+            }
             let answer = if was { code::OK } else { code::NOT_JOINED };
             c.reply(wire::ctrl(id, answer).topic(topic));
         }
