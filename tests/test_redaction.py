@@ -108,6 +108,12 @@ def test_own_redaction_reaches_every_protocol_and_leaves_history(platform, clien
     assert not any(ln.command == "REDACT" for ln in batch.lines), batch
     around = fetch(alice, f"CHATHISTORY AROUND {chan} msgid={oops} 10")
     assert oops not in around.msgids, around
+    played = clients.user(uniq("rp"), caps=(*CAPS, "draft/event-playback"))
+    played.join(chan)
+    batch = fetch(played, f"CHATHISTORY LATEST {chan} * 50")
+    redacts = [ln for ln in batch.lines if ln.command == "REDACT"]
+    assert [ln.params[1:] for ln in redacts] == [[oops, "wrong window"]], batch
+    assert oops not in [ln.tags.get("msgid") for ln in batch.lines if ln.command == "PRIVMSG"], batch
 
     # A deleted message cannot be deleted again.
     alice.send(f"REDACT {chan} {oops}")
