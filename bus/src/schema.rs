@@ -214,6 +214,25 @@ pub enum IntentBody {
         event: String,
         change: MemberChange,
     },
+    /// Delete ("redact") the room message `msgid` for everyone: IRCv3
+    /// `REDACT`, XMPP XEP-0424 retraction. The gateway looked the message
+    /// up in history first, so it knows what the router cannot: whether the
+    /// actor wrote it (`own`: same account, or same session for a guest)
+    /// and its message number `mseq`. Gateways are trusted with both; the
+    /// router only checks membership, and operator rights when `!own`.
+    Redact {
+        room: String,
+        msgid: String,
+        /// The redacted message's number, as history holds it (`None` for
+        /// messages stored before numbering), passed on in the event so
+        /// that protocols that number messages (Tinode) learn which one
+        /// went.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mseq: Option<u64>,
+        own: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
 }
 
 impl IntentBody {
@@ -229,7 +248,8 @@ impl IntentBody {
             | IntentBody::Mode { room, .. }
             | IntentBody::Kick { room, .. }
             | IntentBody::Invite { room, .. }
-            | IntentBody::Member { room, .. } => room,
+            | IntentBody::Member { room, .. }
+            | IntentBody::Redact { room, .. } => room,
         }
     }
 }
@@ -331,6 +351,20 @@ pub enum EventBody {
     Topic { topic: String },
     /// Mode changes as applied (only those that took effect).
     Mode { changes: Vec<ModeChange> },
+    /// `actor` deleted the room message `msgid` (its own, or as an
+    /// operator). The event has a `seq` like any other but no `mseq` of its
+    /// own: it is not a message. History hides the redacted message from
+    /// every query from then on; `mseq` is the number that message had
+    /// (history's), so numbering protocols can say which one vanished. No
+    /// cross-room `event` id: a message lives in one room, so its
+    /// redaction is one event in one room.
+    Redact {
+        msgid: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mseq: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
 }
 
 impl EventBody {
@@ -983,6 +1017,45 @@ mod tests {
         let msg = BusMessage::AuthRequest(req);
         assert_eq!(BusMessage::from_json(&msg.to_json()).unwrap(), msg);
         assert!(!format!("{msg:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn redaction_round_trips_without_a_message_number_of_its_own() {
+        let msg = BusMessage::Event(RoomEvent {
+            v: SCHEMA_VERSION,
+            room: "ops".into(),
+            name: "Ops".into(),
+            seq: 7,
+            mseq: None,
+            id: "r1".into(),
+            at: 1,
+            actor: actor(),
+            body: EventBody::Redact {
+                msgid: "m1".into(),
+                mseq: Some(3),
+                reason: None,
+            },
+        });
+        let json = String::from_utf8(msg.to_json()).unwrap();
+        assert!(
+            json.contains(r#""body":{"ev":"redact","msgid":"m1","mseq":3}"#),
+            "{json}"
+        );
+        assert!(!json.contains(r#""seq":7,"mseq""#), "{json}");
+        assert_eq!(BusMessage::from_json(json.as_bytes()).unwrap(), msg);
+        let intent = IntentBody::Redact {
+            room: "Ops".into(),
+            msgid: "m1".into(),
+            mseq: None,
+            own: true,
+            reason: Some("typo".into()),
+        };
+        let json = serde_json::to_string(&intent).unwrap();
+        assert_eq!(
+            json,
+            r#"{"op":"redact","room":"Ops","msgid":"m1","own":true,"reason":"typo"}"#
+        );
+        assert_eq!(intent.room(), "Ops");
     }
 
     #[test]

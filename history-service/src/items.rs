@@ -48,6 +48,7 @@ pub fn event_kind(body: &EventBody) -> Option<&'static str> {
         EventBody::Account { .. } => "account",
         EventBody::Topic { .. } => "topic",
         EventBody::Mode { .. } => "mode",
+        EventBody::Redact { .. } => "redact",
     })
 }
 
@@ -75,6 +76,7 @@ fn event_text(body: &EventBody) -> Option<String> {
                 .collect::<Vec<_>>()
                 .join(" "),
         ),
+        EventBody::Redact { reason, .. } => reason.clone(),
     }
 }
 
@@ -330,6 +332,14 @@ pub(crate) mod tests {
             ),
             (EventBody::Topic { topic: "t".into() }, "topic"),
             (EventBody::Mode { changes: vec![] }, "mode"),
+            (
+                EventBody::Redact {
+                    msgid: "m".into(),
+                    mseq: None,
+                    reason: None,
+                },
+                "redact",
+            ),
         ];
         for (body, word) in cases {
             assert_eq!(event_kind(&body), Some(word));

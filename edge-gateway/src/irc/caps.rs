@@ -21,10 +21,11 @@ pub enum Cap {
     ExtendedJoin,
     Chathistory,
     EventPlayback,
+    MessageRedaction,
 }
 
 /// Every capability offered, in the order `CAP LS` lists them.
-pub const SUPPORTED: [Cap; 13] = [
+pub const SUPPORTED: [Cap; 14] = [
     Cap::CapNotify,
     Cap::EchoMessage,
     Cap::MessageTags,
@@ -38,6 +39,7 @@ pub const SUPPORTED: [Cap; 13] = [
     Cap::ExtendedJoin,
     Cap::Chathistory,
     Cap::EventPlayback,
+    Cap::MessageRedaction,
 ];
 
 /// The SASL mechanisms offered (the `sasl` cap value and numeric 908).
@@ -61,6 +63,7 @@ impl Cap {
             // implementation of it uses.
             Cap::Chathistory => "draft/chathistory",
             Cap::EventPlayback => "draft/event-playback",
+            Cap::MessageRedaction => "draft/message-redaction",
         }
     }
 
@@ -178,7 +181,7 @@ mod tests {
             ls_list(false),
             "cap-notify echo-message message-tags multi-prefix server-time batch \
              sasl draft/account-registration account-tag account-notify extended-join \
-             draft/chathistory draft/event-playback"
+             draft/chathistory draft/event-playback draft/message-redaction"
         );
         s.set(Cap::EventPlayback, true);
         assert!(s.has(Cap::EventPlayback) && !s.has(Cap::Chathistory));

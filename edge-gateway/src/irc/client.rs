@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use super::auth::AuthPending;
 use super::caps::CapSet;
 use super::commands::messaging;
+use super::commands::redact::{self, Redacting};
 use super::commands::sasl::Sasl;
 use super::history::{self, HistoryState};
 use super::line::Message;
@@ -35,6 +36,8 @@ const RECENT_EVENTS: usize = 128;
 /// Recent NOTICE intent ids, whose errors are not shown (NOTICE never
 /// triggers automatic replies).
 const RECENT_NOTICES: usize = 64;
+/// Recent REDACT intents, whose refusals are shown as `FAIL REDACT`.
+const RECENT_REDACTIONS: usize = 16;
 
 /// The bounded line queue to the transport's writer. Never waits: if the
 /// client does not read fast enough, it is disconnected.
@@ -161,6 +164,9 @@ pub struct Client {
     pub guard: Option<Guard>,
     recent_events: VecDeque<String>,
     notice_intents: VecDeque<String>,
+    /// REDACT intents with the router (intent id, what was asked): a
+    /// refusal of one is a standard reply, not a numeric.
+    redactions: VecDeque<(String, Redacting)>,
 }
 
 impl Client {
@@ -195,6 +201,7 @@ impl Client {
             guard: None,
             recent_events: VecDeque::new(),
             notice_intents: VecDeque::new(),
+            redactions: VecDeque::new(),
         }
     }
 
@@ -327,6 +334,21 @@ impl Client {
         }
     }
 
+    /// Remembers a published REDACT intent until the router answers it
+    /// (its event, or a refusal).
+    pub fn remember_redaction(&mut self, intent: String, r: Redacting) {
+        if self.redactions.len() == RECENT_REDACTIONS {
+            self.redactions.pop_front();
+        }
+        self.redactions.push_back((intent, r));
+    }
+
+    /// The REDACT that intent `id` was, forgotten once answered.
+    fn answered_redaction(&mut self, id: &str) -> Option<Redacting> {
+        let pos = self.redactions.iter().position(|(i, _)| i == id)?;
+        self.redactions.remove(pos).map(|(_, r)| r)
+    }
+
     /// Tells the client its request did not reach the bus.
     pub fn bus_trouble(&self) {
         if self.closing {
@@ -368,8 +390,12 @@ impl Client {
         match item {
             Outbound::Event(ev) => self.on_event(&ev).await,
             Outbound::Reply(r) => {
-                if let Reply::Error { .. } = r.body {
+                if let Reply::Error { code, .. } = r.body {
                     if self.notice_intents.contains(&r.intent) {
+                        return;
+                    }
+                    if let Some(redacting) = self.answered_redaction(&r.intent) {
+                        redact::refused(self, &redacting, code);
                         return;
                     }
                 }
@@ -383,6 +409,9 @@ impl Client {
     }
 
     async fn on_event(&mut self, ev: &RoomEvent) {
+        if matches!(ev.body, EventBody::Redact { .. }) && ev.actor.sid == self.sid() {
+            self.answered_redaction(&ev.id);
+        }
         let shared_id = match &ev.body {
             EventBody::Quit { event, .. }
             | EventBody::Nick { event, .. }

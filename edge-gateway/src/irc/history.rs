@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use super::caps::Cap;
 use super::client::{Client, Pending};
-use super::commands::chathistory;
+use super::commands::{chathistory, redact};
 use super::line::Message;
 use super::render::{self, Playback};
 use super::validate::channel_of;
@@ -54,12 +54,17 @@ pub enum Purpose {
     Pending,
     /// Those shown were acknowledged; `more`: the page was full, ask again.
     AckPending { more: bool },
+    /// `REDACT`: finding the message to delete (its author and number).
+    Redact(redact::Redacting),
 }
 
 impl Purpose {
     /// Whether the client asked (and counts against its bound).
     fn asked_by_client(&self) -> bool {
-        matches!(self, Purpose::Chathistory { .. } | Purpose::Targets)
+        matches!(
+            self,
+            Purpose::Chathistory { .. } | Purpose::Targets | Purpose::Redact(_)
+        )
     }
 
     fn label(&self) -> &'static str {
@@ -69,6 +74,7 @@ impl Purpose {
             Purpose::JoinReplay { .. } => "join_replay",
             Purpose::Pending => "pending",
             Purpose::AckPending { .. } => "ack_pending",
+            Purpose::Redact(_) => "redact",
         }
     }
 }
@@ -225,6 +231,9 @@ pub async fn on_reply(c: &mut Client, reply: HistoryReply) {
         (Purpose::JoinReplay { channel }, HistoryReplyBody::Messages { items, .. }) => {
             show_replay(c, &channel, &items)
         }
+        (Purpose::Redact(r), HistoryReplyBody::Messages { items, .. }) => {
+            redact::found(c, r, &items).await
+        }
         (Purpose::Pending, HistoryReplyBody::Pending { items }) => {
             show_pending(c, items).await;
         }
@@ -258,6 +267,7 @@ fn failed(c: &mut Client, purpose: Purpose, code: Option<HistoryError>) {
             chathistory::on_failure(c, &subcommand, &target, code)
         }
         Purpose::Targets => chathistory::on_failure(c, "TARGETS", "*", code),
+        Purpose::Redact(r) => redact::lookup_failed(c, &r, code),
         Purpose::JoinReplay { channel } => {
             tracing::debug!(%channel, ?code, "no history replay after JOIN");
         }

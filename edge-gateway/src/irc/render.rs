@@ -232,6 +232,21 @@ fn event_lines(ev: &EventRef, v: &View, mode: Mode) -> Vec<Message> {
             }
             m
         }
+        // draft/message-redaction: only clients that negotiated it are
+        // told; the others keep showing the message (no fallback notice,
+        // which the spec leaves to the server: it would only be noise).
+        EventBody::Redact { .. } if !v.caps.has(Cap::MessageRedaction) => return Vec::new(),
+        EventBody::Redact {
+            msgid,
+            reason: Some(r),
+            ..
+        } => base("REDACT")
+            .param(chan.as_str())
+            .param(msgid.as_str())
+            .text(r.as_str()),
+        EventBody::Redact { msgid, .. } => {
+            base("REDACT").param(chan.as_str()).param(msgid.as_str())
+        }
     };
     vec![tagged(m, v, ev.at, ev.id, None)]
 }
@@ -908,6 +923,27 @@ mod tests {
         assert_eq!(
             wire(event(&ev("bob", "bob", EventBody::Mode { changes }), &v)),
             vec![":bob!~u@h MODE #Ops +o-v alice carol"]
+        );
+    }
+
+    #[test]
+    fn redactions_only_reach_clients_with_the_cap() {
+        let body = |reason: Option<&str>| EventBody::Redact {
+            msgid: "abc".into(),
+            mseq: Some(3),
+            reason: reason.map(String::from),
+        };
+        assert!(event(&ev("bob", "bob", body(None)), &view(&[])).is_empty());
+        let v = view(&[Cap::MessageRedaction]);
+        assert_eq!(
+            wire(event(&ev("bob", "bob", body(Some("spam here"))), &v)),
+            vec![":bob!~u@h REDACT #Ops abc :spam here"]
+        );
+        // The redactor itself sees it too (the spec's examples echo it).
+        let v = view(&[Cap::MessageRedaction, Cap::MessageTags]);
+        assert_eq!(
+            wire(event(&ev("me", "alice", body(None)), &v)),
+            vec!["@msgid=m1 :alice!~u@h REDACT #Ops abc"]
         );
     }
 

@@ -12,6 +12,7 @@ use super::jid::{self, Jid};
 use super::mam::{NS_DATA, NS_MAM};
 use super::muc::{NS_MUC, NS_SID};
 use super::register::NS_REGISTER;
+use super::retract::NS_RETRACT;
 use super::stanza_error::StanzaCondition;
 use super::vcard::NS_VCARD;
 use super::xml::Element;
@@ -125,6 +126,8 @@ fn room_info(q: Element, rec: &RoomRecord) -> Element {
         NS_MUC,
         NS_MAM,
         NS_SID,
+        // Occupants may retract their messages, moderators anyone's.
+        NS_RETRACT,
         pick(m.secret, "muc_hidden", "muc_public"),
         pick(m.invite_only, "muc_membersonly", "muc_open"),
         pick(m.moderated, "muc_moderated", "muc_unmoderated"),

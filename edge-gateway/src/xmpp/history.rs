@@ -14,7 +14,7 @@ use bus::schema::SCHEMA_VERSION;
 use tokio::time::Instant;
 
 use super::conn::Conn;
-use super::{chat, mam, muc};
+use super::{chat, mam, muc, retract};
 use crate::bus_link::{confirmed, Outcome};
 use crate::metrics;
 
@@ -26,10 +26,14 @@ const PENDING_LIMIT: u32 = 500;
 /// What an answer is for.
 #[derive(Debug, Clone)]
 pub enum Purpose {
-    JoinHistory { room: String },
+    JoinHistory {
+        room: String,
+    },
     Mam(mam::Query),
     Pending,
     AckPending,
+    /// A room message retraction: finding the message (author, number).
+    Retract(retract::Retracting),
 }
 
 impl Purpose {
@@ -39,6 +43,7 @@ impl Purpose {
             Purpose::Mam(_) => "xmpp_mam",
             Purpose::Pending => "xmpp_pending",
             Purpose::AckPending => "xmpp_ack_pending",
+            Purpose::Retract(_) => "xmpp_retract",
         }
     }
 }
@@ -111,6 +116,7 @@ fn failed(c: &mut Conn, purpose: Purpose) {
     match purpose {
         Purpose::JoinHistory { room } => muc::history_done(c, &room, &[]),
         Purpose::Mam(q) => mam::failed(c, &q, None),
+        Purpose::Retract(r) => retract::lookup_failed(c, &r, None),
         Purpose::Pending | Purpose::AckPending => {}
     }
 }
@@ -133,6 +139,12 @@ pub async fn on_reply(c: &mut Conn, reply: HistoryReply) {
             if !ids.is_empty() {
                 request(c, HistoryQuery::AckPending { ids }, Purpose::AckPending).await;
             }
+        }
+        (Purpose::Retract(r), HistoryReplyBody::Messages { items, .. }) => {
+            retract::found(c, r, &items).await
+        }
+        (Purpose::Retract(r), HistoryReplyBody::Failure { code }) => {
+            retract::lookup_failed(c, &r, Some(code))
         }
         (Purpose::AckPending, _) => {}
         (purpose, _) => failed(c, purpose),

@@ -22,6 +22,7 @@ mod muc_admin;
 mod presence;
 mod register;
 mod requests;
+mod retract;
 mod roster;
 mod sasl;
 mod session;

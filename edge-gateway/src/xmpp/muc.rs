@@ -186,7 +186,7 @@ fn presence_error(c: &Conn, from: &str, condition: StanzaCondition, text: Option
         .child(error_element(NS_CLIENT, condition, text))
 }
 
-fn message_error(
+pub(super) fn message_error(
     c: &Conn,
     from: &str,
     id: Option<&str>,
@@ -329,6 +329,11 @@ pub async fn on_groupchat(c: &mut Conn, e: &Element, to: &Jid) {
         ));
         return;
     };
+    if let Some(retract) = e.find("retract", super::retract::NS_RETRACT) {
+        // XEP-0424: the body is only the fallback for clients that know no
+        // retraction; it is not a message of its own.
+        return super::retract::on_retract(c, room, raw_to, id, retract).await;
+    }
     let body = e.find("body", NS_CLIENT).map(|b| b.text_content());
     let mut intents = Vec::new();
     match (body, e.find("subject", NS_CLIENT)) {
@@ -793,6 +798,10 @@ fn render(c: &mut Conn, ev: &RoomEvent) -> bool {
                 let statuses: &[u16] = if me { &[110] } else { &[] };
                 out.push(presence(&shown).child(muc_user_x(op, voice, statuses)));
             }
+        }
+        EventBody::Redact { .. } => {
+            let id = reflected_id.unwrap_or_else(|| ev.id.clone());
+            out.extend(super::retract::retraction(ev, &domain, &to, &id));
         }
         EventBody::Account { .. } => {}
     }

@@ -9,7 +9,11 @@
 //! index `(conversation, mseq)`.
 //!
 //! Every query that builds items selects `seq, msgid, at, item, mseq`, in
-//! that order ([`item_from_row`]).
+//! that order ([`item_from_row`]), and skips redacted messages
+//! (`redacted_at IS NOT NULL`): a deleted message is gone from every
+//! answer, while its seq and message number stay taken. A redacted
+//! message's id still works as an anchor (it names a point in the
+//! conversation, as a time does).
 
 use bus::history::{Anchor, HistoryItem, HistoryTarget, Selector, SeqRange, TargetSummary};
 use bus::names::fold;
@@ -278,6 +282,7 @@ impl Store {
                  CROSS JOIN LATERAL ( \
                    SELECT seq, msgid, at, item, mseq FROM messages \
                    WHERE conversation = $1 AND mseq IS NOT NULL AND mseq >= r.low AND mseq < r.hi \
+                     AND redacted_at IS NULL \
                    ORDER BY mseq DESC LIMIT $4) m \
                  ORDER BY m.mseq DESC LIMIT $4",
             )
@@ -371,7 +376,8 @@ impl Store {
             .prepare_cached(
                 "SELECT m.seq, m.msgid, m.at, m.item, m.mseq FROM pending_deliveries p \
                  JOIN messages m ON m.conversation = p.conversation AND m.seq = p.seq \
-                 WHERE p.account = $1 ORDER BY m.at, m.conversation, m.seq LIMIT $2",
+                 WHERE p.account = $1 AND m.redacted_at IS NULL \
+                 ORDER BY m.at, m.conversation, m.seq LIMIT $2",
             )
             .await?;
         conn.query(&stmt, &[&fold(account), &i64::from(limit)])
@@ -481,8 +487,10 @@ impl Query<'_> {
 
     /// Runs one walk and returns its rows oldest first.
     async fn walk(&self, w: Walk) -> Result<Vec<HistoryItem>, StoreError> {
-        let mut sql =
-            String::from("SELECT seq, msgid, at, item, mseq FROM messages WHERE conversation = $1");
+        let mut sql = String::from(
+            "SELECT seq, msgid, at, item, mseq FROM messages \
+             WHERE conversation = $1 AND redacted_at IS NULL",
+        );
         let kinds: Vec<&str> = MESSAGE_KINDS.to_vec();
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&self.conversation];
         let (lower_seq, lower_at, upper_seq, upper_at);

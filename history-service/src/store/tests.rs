@@ -1032,6 +1032,161 @@ async fn numbered_selects_ranges_and_the_newest_limit() {
     db.drop_now().await;
 }
 
+/// A redaction of `msgid` in `room` at seq `seq` (by the op "bob").
+fn redaction(room: &str, seq: u64, msgid: &str, mseq: Option<u64>) -> RoomEvent {
+    RoomEvent {
+        id: format!("{room}-r{seq}"),
+        actor: actor("bob", "s2", Some("bob")),
+        ..with_body(
+            message(room, seq),
+            EventBody::Redact {
+                msgid: msgid.into(),
+                mseq,
+                reason: Some("spam".into()),
+            },
+        )
+    }
+}
+
+#[tokio::test]
+async fn redacted_messages_vanish_from_every_query() {
+    let db = TestDb::new().await;
+    let s = &db.store;
+    // 12 events, 8 messages numbered 1..=8; seq 3, 6, 9, 12 are JOINs.
+    let (events, _) = numbered_room("Ops", 12);
+    write::room_events(s, &events).await.unwrap();
+    let c = s.room_conversation("ops").await.unwrap().unwrap().id;
+    let by_seq = |seq: u64| events.iter().find(|e| e.seq == seq).unwrap();
+    // Message seq 5 (mseq 4) is redacted in a batch of its own; seq 7
+    // (mseq 5) in the same batch as a new message; a JOIN cannot be.
+    let first = [redaction("Ops", 13, &by_seq(5).id, Some(4))];
+    assert_eq!(write::room_events(s, &first).await.unwrap(), 1);
+    let mut later = vec![
+        redaction("Ops", 14, &by_seq(7).id, Some(5)),
+        redaction("Ops", 15, &by_seq(3).id, None),
+    ];
+    later.push(RoomEvent {
+        mseq: Some(9),
+        ..message("Ops", 16)
+    });
+    assert_eq!(write::room_events(s, &later).await.unwrap(), 3);
+    // A redelivered batch changes nothing.
+    assert_eq!(write::room_events(s, &later).await.unwrap(), 0);
+
+    let msgs: Vec<u64> = vec![1, 2, 4, 8, 10, 11, 16];
+    let fetch = |sel: Selector, limit: u32, events: bool| async move {
+        seqs(&s.fetch(c, &sel, limit, events).await.unwrap())
+    };
+    assert_eq!(
+        fetch(Selector::Latest { after: None }, 50, false).await,
+        msgs
+    );
+    assert_eq!(
+        fetch(Selector::Latest { after: None }, 3, false).await,
+        [10, 11, 16]
+    );
+    // With events: the JOIN stays (not a message), the redactions are there.
+    assert_eq!(
+        fetch(Selector::Latest { after: None }, 50, true).await,
+        [1, 2, 3, 4, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16]
+    );
+    assert_eq!(
+        fetch(
+            Selector::Before {
+                anchor: Anchor::Seq(8)
+            },
+            3,
+            false
+        )
+        .await,
+        [1, 2, 4]
+    );
+    assert_eq!(
+        fetch(
+            Selector::After {
+                anchor: Anchor::Seq(2)
+            },
+            2,
+            false
+        )
+        .await,
+        [4, 8]
+    );
+    assert_eq!(
+        fetch(
+            Selector::Between {
+                start: Anchor::Seq(1),
+                end: Anchor::Seq(10)
+            },
+            50,
+            false
+        )
+        .await,
+        [2, 4, 8]
+    );
+    // A redacted id still anchors a page, but AROUND it (the gateway's
+    // lookup) no longer finds the message itself.
+    let gone = Anchor::Id(by_seq(5).id.clone());
+    assert_eq!(
+        fetch(
+            Selector::After {
+                anchor: gone.clone()
+            },
+            2,
+            false
+        )
+        .await,
+        [8, 10]
+    );
+    let around = s
+        .fetch(c, &Selector::Around { anchor: gone }, 1, false)
+        .await
+        .unwrap();
+    assert!(around.iter().all(|i| i.id != by_seq(5).id), "{around:?}");
+    let alive = Anchor::Id(by_seq(4).id.clone());
+    let around = s
+        .fetch(c, &Selector::Around { anchor: alive }, 1, false)
+        .await
+        .unwrap();
+    assert_eq!(seqs(&around), [4]);
+    // Numbered: numbers 4 and 5 are gone, the others keep theirs.
+    let numbered = s
+        .numbered(c, &merge_ranges(&[range(1, Some(100))]), 100)
+        .await
+        .unwrap();
+    assert_eq!(numbers(&numbered), [1, 2, 3, 6, 7, 8, 9]);
+    // The redaction row is an event without a number of its own.
+    let all = s
+        .fetch(
+            c,
+            &Selector::After {
+                anchor: Anchor::Seq(12),
+            },
+            1,
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!((all[0].seq, all[0].mseq), (13, None));
+    assert!(matches!(
+        &all[0].body,
+        EventBody::Redact { mseq: Some(4), .. }
+    ));
+    // The JOIN named by a redaction is still there.
+    let conn = s.pool().get().await.unwrap();
+    let marked: i64 = conn
+        .query_one(
+            "SELECT count(*) FROM messages WHERE conversation = $1 AND redacted_at IS NOT NULL",
+            &[&c],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(marked, 2);
+    drop(conn);
+    db.drop_now().await;
+}
+
 #[tokio::test]
 async fn a_room_numbered_again_from_one_keeps_its_numbers_unique() {
     let db = TestDb::new().await;

@@ -15,7 +15,7 @@ use deadpool_postgres::Transaction;
 use serde_json::Value;
 
 use super::{Store, StoreError};
-use crate::items::{room_key, room_row, DirectKey, NewRow};
+use crate::items::{room_key, room_row, DirectKey, NewRow, MESSAGE_KINDS};
 
 const INSERT_ROWS: &str = "\
 INSERT INTO messages (conversation, seq, msgid, at, kind, sender_account, sender_nick, body, tags, item, mseq) \
@@ -45,6 +45,16 @@ UPDATE conversations c SET last_seq = GREATEST(c.last_seq, u.s), last_at = GREAT
                            seq_offset = u.o, mseq_offset = u.m \
 FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::bigint[], $5::bigint[]) AS u(id, s, a, o, m) \
 WHERE c.id = u.id";
+
+/// Marks the messages named by redactions (conversation, msgid, time).
+/// Only chat messages: an event (a join, a topic) is not something a
+/// client can delete. A message already marked keeps its first time, so a
+/// redelivered redaction changes nothing.
+const MARK_REDACTED: &str = "\
+UPDATE messages m SET redacted_at = u.a \
+FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) AS u(c, id, a) \
+WHERE m.conversation = u.c AND m.msgid = u.id AND m.redacted_at IS NULL \
+  AND m.kind = ANY($4)";
 
 const UPSERT_DIRECT: &str = "\
 INSERT INTO conversations (key, kind, name, peer_a, peer_b, nick_a, nick_b) \
@@ -190,6 +200,7 @@ pub async fn room_events(store: &Store, events: &[RoomEvent]) -> Result<u64, Sto
 
     let mut seen = HashSet::new();
     let mut placed = Vec::with_capacity(rows.len());
+    let mut redactions = Vec::new();
     for (event, row) in &rows {
         let Some(state) = rooms.get_mut(&room_key(&event.room)) else {
             continue;
@@ -214,6 +225,9 @@ pub async fn room_events(store: &Store, events: &[RoomEvent]) -> Result<u64, Sto
             .mseq
             .map(|m| state.mseq_offset + i64::try_from(m).unwrap_or(i64::MAX - state.mseq_offset));
         state.last_mseq = state.last_mseq.max(mseq.unwrap_or(0));
+        if let EventBody::Redact { msgid, .. } = &event.body {
+            redactions.push((state.id, msgid.as_str(), row.at));
+        }
         placed.push(Placed {
             conversation: state.id,
             seq,
@@ -222,6 +236,7 @@ pub async fn room_events(store: &Store, events: &[RoomEvent]) -> Result<u64, Sto
         });
     }
     let (newest, inserted) = insert_rows(&tx, &placed).await?;
+    mark_redacted(&tx, &redactions).await?;
 
     let mut ids = Vec::new();
     let mut last_seq = Vec::new();
@@ -246,6 +261,29 @@ pub async fn room_events(store: &Store, events: &[RoomEvent]) -> Result<u64, Sto
     }
     tx.commit().await?;
     Ok(inserted)
+}
+
+/// Marks the messages that this batch's redaction events delete, in the
+/// same transaction as the redaction rows: a redaction is never stored
+/// without its effect. The message is always stored before its redaction:
+/// a gateway publishes a redaction only after finding the message in
+/// history (it needs its author), so the message's batch was committed
+/// before the redaction even existed.
+async fn mark_redacted(
+    tx: &Transaction<'_>,
+    redactions: &[(i64, &str, DateTime<Utc>)],
+) -> Result<(), StoreError> {
+    if redactions.is_empty() {
+        return Ok(());
+    }
+    let conversation: Vec<i64> = redactions.iter().map(|r| r.0).collect();
+    let target: Vec<&str> = redactions.iter().map(|r| r.1).collect();
+    let at: Vec<DateTime<Utc>> = redactions.iter().map(|r| r.2).collect();
+    let kinds: Vec<&str> = MESSAGE_KINDS.to_vec();
+    let stmt = tx.prepare_cached(MARK_REDACTED).await?;
+    tx.execute(&stmt, &[&conversation, &target, &at, &kinds])
+        .await?;
+    Ok(())
 }
 
 /// A direct message ready to be written: the log, its conversation and row.

@@ -17,6 +17,7 @@ mod message;
 mod mode;
 mod names;
 mod part;
+mod redact;
 mod topic;
 
 #[cfg(test)]
@@ -119,6 +120,7 @@ pub fn op_name(body: &IntentBody) -> &'static str {
         IntentBody::Kick { .. } => "kick",
         IntentBody::Invite { .. } => "invite",
         IntentBody::Member { .. } => "member",
+        IntentBody::Redact { .. } => "redact",
     }
 }
 
@@ -170,6 +172,21 @@ pub fn apply(slot: &mut Option<Room>, husk: Option<&Husk>, intent: &Intent, now:
             event,
             change,
         } => member::member(slot, intent, event, change, now, &mut out),
+        IntentBody::Redact {
+            room,
+            msgid,
+            mseq,
+            own,
+            reason,
+        } => {
+            let r = redact::Redaction {
+                msgid,
+                mseq: *mseq,
+                own: *own,
+                reason,
+            };
+            redact::redact(slot, intent, room, r, now, &mut out)
+        }
     }
     out
 }

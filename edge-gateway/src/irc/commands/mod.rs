@@ -7,6 +7,7 @@ pub mod messaging;
 mod mode;
 pub mod nickserv;
 mod query;
+pub mod redact;
 pub mod registration;
 pub mod sasl;
 pub mod user;
@@ -67,6 +68,7 @@ pub async fn dispatch(c: &mut Client, m: Message) {
         "TIME" => query::time(c),
         "AWAY" => user::away(c, &m).await,
         "CHATHISTORY" => chathistory::chathistory(c, &m).await,
+        "REDACT" => redact::redact(c, &m).await,
         other => c.send(c.num().unknown_command(other)),
     }
 }
