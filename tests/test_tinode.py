@@ -339,6 +339,51 @@ def test_fnd_the_topic_note_and_evicting(platform, tinodes, clients, uniq):
     assert e.value.code == 403
 
 
+def test_deleting_messages_for_everyone_and_for_oneself(platform, tinodes, clients, uniq):
+    alice, a_login = new_user(tinodes, platform, uniq, "tx")
+    bob, b_login = new_user(tinodes, platform, uniq, "ty", gw=1)
+    grp = alice.call("newGroup", fn="Deletes")["topic"]
+    room = "#" + grp[3:]
+    assert bob.call("subscribe", topic=grp)["code"] == 200
+    irc = clients.user(uniq("tz"), caps=CAPS + ("draft/message-redaction",))
+    irc.join(room)
+    seqs = [alice.call("publish", topic=grp, text=f"d{n}")["seq"] for n in range(3)]
+    lines = irc.collect(rf" PRIVMSG {esc(room)} :d\d$", 3, timeout=10)
+    msgids = [ln.tags["msgid"] for ln in lines]
+    b_seq = bob.call("publish", topic=grp, text="bob's own")["seq"]
+    for s in seqs + [b_seq]:
+        bob.expect(is_data(grp, s), what=f"message {s}")
+
+    # Bob is no operator: alice's message is not his to delete; his own is.
+    with pytest.raises(TinodeError) as e:
+        bob.call("delMsgs", topic=grp, seqs=[seqs[0]], hard=True)
+    assert e.value.code == 403
+    res = bob.call("delMsgs", topic=grp, seqs=[b_seq], hard=True)
+    assert res["code"] == 200 and res["del"] > 0, res
+    # Alice (the creator, an operator) deletes her second message: IRC
+    # sees REDACT of its msgid, Tinode sessions a {pres del}.
+    res2 = alice.call("delMsgs", topic=grp, seqs=[seqs[1]], hard=True)
+    assert res2["code"] == 200 and res2["del"] > res["del"], (res, res2)
+    irc.expect(rf"REDACT {esc(room)} {msgids[1]}$")
+    p = bob.expect(lambda p: is_pres(grp, "del")(p) and p["pres"]["delseq"] == [{"low": seqs[1]}], what="pres del")
+    assert p["pres"]["clear"] == res2["del"], p
+    # Gone from history for everyone.
+    carol, _ = new_user(tinodes, platform, uniq, "tz")
+    carol.call("subscribe", topic=grp, data=10)
+    assert [m["seq"] for m in carol.call("messages", topic=grp)] == [seqs[0], seqs[2]]
+
+    # Soft: gone for bob only, in every later session of his.
+    res3 = bob.call("delMsgs", topic=grp, seqs=[seqs[0]], hard=False)
+    assert res3["code"] == 200, res3
+    irc.expect_none(rf"REDACT {esc(room)} {msgids[0]}", within=0.5)
+    bob.call("leave", topic=grp)
+    again = tinodes(platform)
+    again.call("login", login=b_login, password=pw_for(b_login))
+    again.call("subscribe", topic=grp, data=10)
+    assert [m["seq"] for m in again.call("messages", topic=grp)] == [seqs[2]]
+    assert [m["seq"] for m in alice.call("messages", topic=grp) if m["seq"] in seqs] == [seqs[0], seqs[2]]
+
+
 def test_long_polling_carries_the_same_session(platform, tinodes, uniq):
     lp, lp_login = new_user(tinodes, platform, uniq, "tl", transport="lp")
     ws, ws_login = new_user(tinodes, platform, uniq, "tw")
@@ -456,6 +501,20 @@ def test_raw_frames_get_the_documented_codes(platform, uniq):
             assert m["meta"]["id"] == "s4" and m["meta"]["desc"]["public"]["fn"] == login, m
             await ws.send(json.dumps({"sub": {"id": "s5", "topic": "me"}}))
             assert (await ctrl_of(ws))["code"] == 304
+            # {set} and {del} of what the platform cannot change, or of
+            # nonsense, and of topics not attached.
+            for msg, want in (
+                ({"set": {"id": "t1", "topic": "me", "desc": {"public": {"fn": "X"}}}}, 501),
+                ({"set": {"id": "t2", "topic": "grpnotattached", "desc": {}}}, 409),
+                ({"del": {"id": "t3", "topic": "grpnotattached", "what": "msg",
+                          "delseq": [{"low": 1}], "hard": True}}, 409),
+                ({"del": {"id": "t4", "topic": "me", "what": "cred"}}, 501),
+                ({"del": {"id": "t5", "topic": "me", "what": "everything"}}, 400),
+                ({"del": {"id": "t6", "topic": "me", "what": "topic"}}, 403),
+            ):
+                await ws.send(json.dumps(msg))
+                c = await ctrl_of(ws)
+                assert (c["code"], c["id"]) == (want, list(msg.values())[0]["id"]), (msg, c)
 
         # The bystander was untouched by all of it.
         await bystander.send(json.dumps({"login": {"id": "b2", "scheme": "basic",

@@ -8,6 +8,9 @@ CREATE TABLE topics (
     subscribed boolean NOT NULL DEFAULT false,
     read_seq   bigint NOT NULL DEFAULT 0,
     recv_seq   bigint NOT NULL DEFAULT 0,
+    -- Message numbers the account deleted for itself only (Tinode's soft
+    -- delete): an array of [low, hi) pairs, appended to.
+    hidden     jsonb NOT NULL DEFAULT '[]',
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (account, topic)

@@ -39,6 +39,8 @@ const MAX_TOPIC_KEY: usize = 256;
 /// Terms of one search looked at, and the most accounts it returns.
 const MAX_SEARCH_TERMS: usize = 16;
 const MAX_SEARCH_RESULTS: u32 = 100;
+/// Ranges one soft delete may hide.
+const MAX_HIDE_RANGES: usize = 64;
 /// The longest roster item name or group, in characters.
 const MAX_ROSTER_TEXT: usize = 256;
 /// The most groups one roster item may be in.
@@ -206,6 +208,26 @@ impl Service {
                 };
                 let (read, recv) = self.db.mark_topic(&name, topic, *read, *recv).await?;
                 Ok(AuthReplyBody::Marked { read, recv })
+            }
+            AuthRequestBody::TopicHide {
+                account,
+                topic,
+                ranges,
+            } => {
+                let Some(name) = self.topic_owner(account, topic).await? else {
+                    return Ok(failure(AuthError::NotFound));
+                };
+                let ranges: Vec<(u64, u64)> = ranges
+                    .iter()
+                    .copied()
+                    .filter(|(low, hi)| *low > 0 && hi > low)
+                    .take(MAX_HIDE_RANGES)
+                    .collect();
+                if ranges.is_empty() {
+                    return Ok(failure(AuthError::Malformed));
+                }
+                self.db.hide_in_topic(&name, topic, &ranges).await?;
+                Ok(AuthReplyBody::Stored)
             }
             AuthRequestBody::Search { terms, limit } => self.search(terms, *limit).await,
         }

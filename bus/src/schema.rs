@@ -706,6 +706,13 @@ pub enum AuthRequestBody {
         #[serde(default)]
         recv: u64,
     },
+    /// Hides message numbers `low..hi` of `topic` from the account only
+    /// (Tinode's soft delete): answered with `Stored`.
+    TopicHide {
+        account: String,
+        topic: String,
+        ranges: Vec<(u64, u64)>,
+    },
     /// Accounts matching any of `terms` (Tinode `fnd`): a term is an account
     /// name, `basic:<name>` or `email:<address>`, compared case-folded.
     /// Answered with `Found`, disabled accounts left out.
@@ -724,6 +731,9 @@ pub struct TopicState {
     /// The highest message number read / received.
     pub read: u64,
     pub recv: u64,
+    /// Message numbers `[low, hi)` the account deleted for itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<(u64, u64)>,
     /// ms since the epoch.
     pub created_at: i64,
     pub updated_at: i64,
@@ -758,6 +768,7 @@ impl AuthRequestBody {
             AuthRequestBody::TopicJoin { .. } => "topic_join",
             AuthRequestBody::TopicLeave { .. } => "topic_leave",
             AuthRequestBody::TopicMark { .. } => "topic_mark",
+            AuthRequestBody::TopicHide { .. } => "topic_hide",
             AuthRequestBody::Search { .. } => "search",
         }
     }

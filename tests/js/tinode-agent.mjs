@@ -34,6 +34,7 @@
 //   setNote {topic, note}             setMeta({desc:{public:{note}}})
 //   evict {topic, user}               delSubscription(user)
 //   delTopic {topic}                  delTopic(true)
+//   delMsgs {topic, seqs, hard}       delMessagesList(seqs, hard) -> {code, del}
 //
 // The SDK's own bookkeeping (ids, {hi}, recv notes, caching) is the SDK's;
 // the tests look at the raw packets for what the server really sent.
@@ -272,6 +273,10 @@ Object.assign(ops, {
   async evict({ topic: name, user }) {
     const ctrl = await tinode.getTopic(name).delSubscription(user);
     return { code: ctrl?.code ?? null };
+  },
+  async delMsgs({ topic: name, seqs, hard }) {
+    const ctrl = await tinode.getTopic(name).delMessagesList(seqs, !!hard);
+    return { code: ctrl?.code ?? null, del: ctrl?.params?.del ?? null };
   },
   async delTopic({ topic: name }) {
     const ctrl = await tinode.getTopic(name).delTopic(true);

@@ -8,13 +8,15 @@ use super::{Db, DbError};
 
 /// The most topics one account's list returns.
 const MAX_TOPICS: i64 = 1000;
+/// The most hidden ranges kept per topic.
+const MAX_HIDDEN: i64 = 1000;
 
 impl Db {
     pub async fn topics(&self, account: &str) -> Result<Vec<TopicState>, DbError> {
         let conn = self.pool.get().await?;
         let rows = conn
             .query(
-                "SELECT topic, subscribed, read_seq, recv_seq, created_at, updated_at \
+                "SELECT topic, subscribed, read_seq, recv_seq, created_at, updated_at, hidden \
                  FROM topics WHERE account = $1 ORDER BY topic LIMIT $2",
                 &[&account, &MAX_TOPICS],
             )
@@ -23,7 +25,9 @@ impl Db {
             .map(|r| {
                 let created: DateTime<Utc> = r.try_get(4)?;
                 let updated: DateTime<Utc> = r.try_get(5)?;
+                let hidden: serde_json::Value = r.try_get(6)?;
                 Ok(TopicState {
+                    hidden: serde_json::from_value(hidden).unwrap_or_default(),
                     topic: r.try_get(0)?,
                     subscribed: r.try_get(1)?,
                     read: r.try_get::<_, i64>(2)?.max(0) as u64,
@@ -87,6 +91,29 @@ impl Db {
             row.try_get::<_, i64>(0)?.max(0) as u64,
             row.try_get::<_, i64>(1)?.max(0) as u64,
         ))
+    }
+
+    /// Appends `ranges` to the topic's hidden numbers (at most
+    /// [`MAX_HIDDEN`] ranges are kept: the oldest go).
+    pub async fn hide_in_topic(
+        &self,
+        account: &str,
+        topic: &str,
+        ranges: &[(u64, u64)],
+    ) -> Result<(), DbError> {
+        let added = serde_json::to_value(ranges).unwrap_or_default();
+        let conn = self.pool.get().await?;
+        conn.execute(
+            "INSERT INTO topics (account, topic, hidden) VALUES ($1, $2, $3) \
+             ON CONFLICT (account, topic) DO UPDATE SET \
+               hidden = (SELECT COALESCE(jsonb_agg(e ORDER BY n), '[]'::jsonb) FROM ( \
+                   SELECT e, n FROM jsonb_array_elements(topics.hidden || EXCLUDED.hidden) \
+                     WITH ORDINALITY AS t(e, n) ORDER BY n DESC LIMIT $4) AS kept), \
+               updated_at = now()",
+            &[&account, &topic, &added, &MAX_HIDDEN],
+        )
+        .await?;
+        Ok(())
     }
 
     /// Accounts named (folded) `names` or with an e-mail address in

@@ -75,6 +75,10 @@ pub enum Wait {
     Search(fnd::Searching),
     /// `{set}` of a group's description: the room's event.
     Set(set::Setting),
+    /// A hard `{del what:"msg"}`: which messages (history), then each
+    /// redaction's event (by the key of [`Conn::deletions`]).
+    DelLookup(del::Deleting),
+    Redact(String),
 }
 
 /// The logged-in user.
@@ -121,6 +125,8 @@ pub struct Conn {
     pub fnd_query: Vec<String>,
     /// The contacts followed for `{pres}` on `me`.
     pub contacts: contacts::Contacts,
+    /// Hard deletions waiting for their redactions (see [`del`]).
+    pub deletions: HashMap<String, del::Deleting>,
     /// The NATS subject prefix (of the cluster's signals).
     pub nats_prefix: String,
     waits: HashMap<String, (Wait, Instant)>,
@@ -159,6 +165,7 @@ impl Conn {
             listing: None,
             fnd_query: Vec::new(),
             contacts: contacts::Contacts::default(),
+            deletions: HashMap::new(),
             nats_prefix: nats_prefix.to_string(),
             waits: HashMap::new(),
             queue: None,
@@ -353,6 +360,7 @@ impl Conn {
                 Some(Wait::Data(f)) => data::on_history(self, f, reply.body),
                 Some(Wait::PeerSeq(a)) => p2p::on_seq(self, a, reply.body).await,
                 Some(Wait::ListTargets) => me::on_targets(self, reply.body).await,
+                Some(Wait::DelLookup(d)) => del::on_lookup(self, d, reply.body).await,
                 _ => tracing::debug!(id = %reply.id, "tinode: a late history answer"),
             },
             Ok(BusMessage::Direct(direct)) => match &direct.body {
@@ -385,6 +393,11 @@ impl Conn {
                     Wait::Marks | Wait::ListTopics | Wait::ListTargets => continue,
                     Wait::Search(s) => (s.id.clone(), Some("fnd".to_string())),
                     Wait::Set(s) => (s.id.clone(), Some(s.topic.clone())),
+                    Wait::DelLookup(d) => (d.id.clone(), Some(d.topic.clone())),
+                    Wait::Redact(key) => {
+                        del::failed(self, key, code::TIMEOUT);
+                        continue;
+                    }
                     Wait::Register(r) => (r.id.clone(), None),
                     Wait::Login(l) => (l.id.clone(), None),
                     Wait::Join(j) => (j.id.clone(), Some(j.topic.clone())),

@@ -212,11 +212,20 @@ pub async fn fetch(c: &mut Conn, id: Option<&str>, topic: &str, q: DataQuery) {
     }
 }
 
+/// The key of an attached topic's stored state (see [`marks`]).
+pub(super) fn state_key(c: &Conn, topic: &str) -> Option<String> {
+    if let Some(att) = c.topics.get(topic) {
+        return Some(marks::room_key(&att.room));
+    }
+    c.peers.get(topic).and_then(|p| marks::peer_key(&p.id))
+}
+
 pub fn on_history(c: &mut Conn, f: Fetching, body: HistoryReplyBody) {
     let id = f.id.as_deref();
     let topic = f.topic.as_str();
     match body {
         HistoryReplyBody::Messages { items, .. } => {
+            let key = state_key(c, topic);
             let mut count = 0u64;
             // Tinode sends a page newest first.
             for item in items.iter().rev() {
@@ -224,6 +233,9 @@ pub fn on_history(c: &mut Conn, f: Fetching, body: HistoryReplyBody) {
                 else {
                     continue;
                 };
+                if key.as_deref().is_some_and(|k| c.marks.hidden(k, seq)) {
+                    continue;
+                }
                 c.send(data_frame(topic, &item.from, item.at, seq, text, tags));
                 count += 1;
             }
@@ -282,11 +294,6 @@ pub async fn on_note(c: &mut Conn, note: Note) {
         }
         _ => {}
     }
-}
-
-/// `{del what:"msg"}`: not yet (the platform has no deletion of messages).
-pub async fn on_del(c: &mut Conn, del: wire::Del) {
-    c.reply(wire::ctrl(del.id.as_deref(), code::NOT_IMPLEMENTED).topic(&del.topic));
 }
 
 /// A marker from another session attached to the same room.

@@ -70,6 +70,7 @@ impl Marks {
                 subscribed: false,
                 read: 0,
                 recv: 0,
+                hidden: Vec::new(),
                 created_at: bus::now_ms(),
                 updated_at: bus::now_ms(),
             })
@@ -89,6 +90,13 @@ impl Marks {
             t.updated_at = bus::now_ms();
         }
         changed
+    }
+
+    /// Whether the account deleted message `seq` of the topic for itself.
+    pub fn hidden(&self, key: &str, seq: u64) -> bool {
+        self.by_key
+            .get(key)
+            .is_some_and(|t| t.hidden.iter().any(|(low, hi)| (*low..*hi).contains(&seq)))
     }
 
     /// Marks the topic subscribed; `true` if it was not.
@@ -144,6 +152,19 @@ pub async fn unsubscribe(c: &mut Conn, key: &str) {
         let body = AuthRequestBody::TopicLeave {
             account,
             topic: key.to_string(),
+        };
+        c.ask_auth(body, Wait::Marks).await;
+    }
+}
+
+/// The account deletes message numbers for itself (Tinode's soft delete).
+pub async fn hide(c: &mut Conn, key: &str, ranges: Vec<(u64, u64)>) {
+    c.marks.entry(key).hidden.extend(ranges.iter().copied());
+    if let Some(account) = account(c) {
+        let body = AuthRequestBody::TopicHide {
+            account,
+            topic: key.to_string(),
+            ranges,
         };
         c.ask_auth(body, Wait::Marks).await;
     }

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::conn::{Conn, Wait};
 use super::wire::{self, code, GetQuery, Leave, Sub};
-use super::{data, fnd, ids, marks, me, p2p, set};
+use super::{data, del, fnd, ids, marks, me, p2p, set};
 
 /// A group topic the session is attached to.
 #[derive(Debug, Clone)]
@@ -185,6 +185,11 @@ pub async fn on_reply(c: &mut Conn, r: &SessionReply) {
         }
         (Wait::Set(s), Reply::Error { code: e, .. }) => {
             c.reply(refusal(s.id.as_deref(), *e).topic(&s.topic));
+        }
+        (Wait::Redact(key), Reply::Error { code: e, .. }) => {
+            if let Some(d) = c.deletions.remove(&key) {
+                c.reply(refusal(d.id.as_deref(), *e).topic(&d.topic));
+            }
         }
         (w, other) => tracing::debug!(?w, ?other, "tinode: an unexpected router answer"),
     }
@@ -448,6 +453,7 @@ pub async fn on_event(c: &mut Conn, ev: &RoomEvent) {
     let mine = ev.actor.sid == c.sid;
     match &ev.body {
         EventBody::Message { .. } => data::on_message(c, &topic, ev),
+        EventBody::Redact { .. } => del::on_event(c, &topic, ev),
         EventBody::Join if !mine => {
             let uid = ids::actor_uid(&ev.actor);
             let Some(att) = c.topics.get_mut(&topic) else {
