@@ -173,6 +173,8 @@ def test_tinode_irc_and_xmpp_in_one_room_in_one_order(platform, tinodes, clients
     lines = irc.collect(rf" PRIVMSG {esc(chan)} :z\d$", 9, timeout=15)
     irc_order = [(ln.text, ln.tags.get("msgid")) for ln in lines]
     assert [t for t, _ in irc_order] == texts
+    # The last one is XMPP's own: wait for its reflection too.
+    xmpp.expect(lambda s: s.tag == C + "message" and s.body() == texts[-1], what="z8 reflected")
     stanzas = [s for s in xmpp.all(lambda s: s.tag == C + "message" and s.get("type") == "groupchat"
                                    and s.find(C + "body") is not None)]
     xmpp_order = [(s.find(C + "body").text, s.find(SID + "stanza-id").get("id")) for s in stanzas]
