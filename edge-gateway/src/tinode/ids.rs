@@ -69,6 +69,16 @@ pub enum PeerId {
     Guest(String),
 }
 
+impl PeerId {
+    /// The user id (and one-to-one topic name) of this peer.
+    pub fn uid(&self) -> String {
+        match self {
+            PeerId::Account(a) => account_uid(a),
+            PeerId::Guest(nick) => guest_uid(nick),
+        }
+    }
+}
+
 /// The peer a `usr…` name stands for.
 pub fn peer_of(topic: &str) -> Option<PeerId> {
     let rest = topic.strip_prefix("usr")?;

@@ -252,7 +252,7 @@ async fn entries(c: &Conn, targets: &[TargetSummary]) -> Vec<Value> {
             continue;
         }
         let id = PeerId::Account(bus::names::fold(peer));
-        let topic = peer_topic(&id);
+        let topic = id.uid();
         if seen.contains(&topic) {
             continue;
         }
@@ -273,13 +273,6 @@ async fn entries(c: &Conn, targets: &[TargetSummary]) -> Vec<Value> {
     }
     out.sort_by_key(|(when, _)| std::cmp::Reverse(*when));
     out.into_iter().map(|(_, s)| s).collect()
-}
-
-fn peer_topic(id: &PeerId) -> String {
-    match id {
-        PeerId::Account(a) => ids::account_uid(a),
-        PeerId::Guest(nick) => ids::guest_uid(nick),
-    }
 }
 
 fn peer_entry(c: &Conn, topic: &str, id: &PeerId, name: &str, seq: u64, when: i64) -> Value {
@@ -308,7 +301,7 @@ fn fill(s: &mut Value, seq: u64, touched: i64, (read, recv): (u64, u64)) {
         s["touched"] = wire::ts(touched).into();
     }
     if read > 0 {
-        s["read"] = read.min(seq.max(read)).into();
+        s["read"] = read.into();
     }
     if recv > 0 {
         s["recv"] = recv.into();

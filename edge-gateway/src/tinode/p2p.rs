@@ -571,10 +571,7 @@ pub async fn on_note(c: &mut Conn, note: &wire::Note) {
 /// user ids, sorted).
 fn notes_channel(c: &Conn, peer: &Peer) -> String {
     let me = c.uid().to_string();
-    let other = match &peer.id {
-        PeerId::Account(a) => ids::account_uid(a),
-        PeerId::Guest(n) => ids::guest_uid(n),
-    };
+    let other = peer.id.uid();
     let (a, b) = if me <= other {
         (me, other)
     } else {
