@@ -278,22 +278,27 @@ pub async fn on_note(c: &mut Conn, note: Note) {
             };
             c.intent(body, None).await;
         }
-        "read" | "recv" => {
-            let seq = note.seq.unwrap_or(0);
-            if !marks::note(c, &marks::room_key(&room), &note.what, seq, last).await {
-                return;
-            }
-            let signal = Signal {
-                from: c.uid().to_string(),
-                sid: c.sid.clone(),
-                what: note.what.clone(),
-                seq,
-                topic: String::new(),
-            };
-            c.notes.publish(&room, &signal).await;
-        }
+        "read" | "recv" => mark(c, &note, &marks::room_key(&room), &room, last).await,
         _ => {}
     }
+}
+
+/// A `read` / `recv` note on a topic whose newest number is `last`:
+/// stored under `key` if it raises the marker, then signalled on
+/// `channel` to the topic's other Tinode sessions.
+pub(super) async fn mark(c: &mut Conn, note: &Note, key: &str, channel: &str, last: u64) {
+    let seq = note.seq.unwrap_or(0);
+    if !marks::note(c, key, &note.what, seq, last).await {
+        return;
+    }
+    let signal = Signal {
+        from: c.uid().to_string(),
+        sid: c.sid.clone(),
+        what: note.what.clone(),
+        seq,
+        topic: String::new(),
+    };
+    c.notes.publish(channel, &signal).await;
 }
 
 /// A marker from another session attached to the same room.

@@ -122,15 +122,7 @@ pub fn on_found(c: &mut Conn, s: Searching, body: AuthReplyBody) {
                 })
             }),
     );
-    if subs.is_empty() {
-        c.reply(
-            wire::ctrl(id, code::NO_CONTENT)
-                .topic("fnd")
-                .param("what", "sub"),
-        );
-    } else {
-        c.send(wire::meta(id, "fnd", "sub", Value::Array(subs)));
-    }
+    c.send(wire::subs(id, "fnd", subs));
 }
 
 #[cfg(test)]

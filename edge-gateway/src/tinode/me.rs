@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use super::conn::{Conn, Wait};
 use super::ids::{self, PeerId};
 use super::marks::{self, room_key};
-use super::wire::{self, code};
+use super::wire;
 
 /// How long the listing waits for its two answers.
 pub const LIST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -157,15 +157,7 @@ async fn finish(c: &mut Conn) {
     let mut subs = entries(c, &targets).await;
     online(c, &mut subs).await;
     let id = listing.id.as_deref();
-    if subs.is_empty() {
-        c.reply(
-            wire::ctrl(id, code::NO_CONTENT)
-                .topic("me")
-                .param("what", "sub"),
-        );
-    } else {
-        c.send(wire::meta(id, "me", "sub", Value::Array(subs)));
-    }
+    c.send(wire::subs(id, "me", subs));
 }
 
 /// Marks the contacts online now, and (while `me` is attached) follows

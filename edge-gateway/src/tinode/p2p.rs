@@ -33,7 +33,6 @@ use tokio::time::Instant;
 
 use super::conn::{Conn, Wait};
 use super::ids::{self, PeerId};
-use super::notes::Signal;
 use super::topics::answer_get;
 use super::wire::{self, code, GetQuery, Pub, Sub};
 use super::{data, marks};
@@ -549,19 +548,8 @@ pub async fn on_note(c: &mut Conn, note: &wire::Note) {
             let Some(key) = marks::peer_key(&peer.id) else {
                 return;
             };
-            let seq = note.seq.unwrap_or(0);
-            if !marks::note(c, &key, &note.what, seq, peer.seq).await {
-                return;
-            }
-            let signal = Signal {
-                from: c.uid().to_string(),
-                sid: c.sid.clone(),
-                what: note.what.clone(),
-                seq,
-                topic: String::new(),
-            };
             let channel = notes_channel(c, &peer);
-            c.notes.publish(&channel, &signal).await;
+            data::mark(c, note, &key, &channel, peer.seq).await;
         }
         _ => {}
     }

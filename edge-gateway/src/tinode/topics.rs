@@ -350,15 +350,7 @@ pub(super) async fn answer_get(c: &mut Conn, id: Option<&str>, topic: &str, q: &
         answered = true;
     } else if q.wants("sub") {
         let subs = subs_of(c, topic);
-        if subs.is_empty() {
-            c.reply(
-                wire::ctrl(id, code::NO_CONTENT)
-                    .topic(topic)
-                    .param("what", "sub"),
-            );
-        } else {
-            c.send(wire::meta(id, topic, "sub", Value::Array(subs)));
-        }
+        c.send(wire::subs(id, topic, subs));
         answered = true;
     }
     if q.wants("data") && (c.topics.contains_key(topic) || c.peers.contains_key(topic)) {

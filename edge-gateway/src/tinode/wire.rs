@@ -326,6 +326,18 @@ pub fn ctrl(id: Option<&str>, (code, text): (u16, &str)) -> Ctrl {
     Ctrl::new(id, code, text)
 }
 
+/// A subscriptions answer: `{meta sub}`, or 204 when there are none.
+pub fn subs(id: Option<&str>, topic: &str, subs: Vec<Value>) -> Value {
+    if subs.is_empty() {
+        ctrl(id, code::NO_CONTENT)
+            .topic(topic)
+            .param("what", "sub")
+            .build()
+    } else {
+        meta(id, topic, "sub", Value::Array(subs))
+    }
+}
+
 /// `{"meta": {...}}` with `id`, `topic` and `ts`.
 pub fn meta(id: Option<&str>, topic: &str, key: &str, value: Value) -> Value {
     let mut m = Map::new();
