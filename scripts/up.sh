@@ -49,6 +49,14 @@ if [ ! -s "$RUN/auth-secret" ]; then
     (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN/auth-secret")
 fi
 
+# A self-signed certificate for IRC over TLS (6697), made once; set
+# CHAT__IRC__TLS_CERT / CHAT__IRC__TLS_KEY to use a real one instead.
+TLS_CERT="${CHAT__IRC__TLS_CERT:-$RUN/tls/cert.pem}"
+TLS_KEY="${CHAT__IRC__TLS_KEY:-$RUN/tls/key.pem}"
+if [ ! -s "$TLS_CERT" ] || [ ! -s "$TLS_KEY" ]; then
+    "$BIN/chatctl" tls self-signed --cert "$TLS_CERT" --key "$TLS_KEY" --force >/dev/null
+fi
+
 # start NAME ADMIN_ADDR [VAR=VALUE…]: runs target/release/NAME detached from
 # this terminal (own session, stdin closed), output to .run/logs/NAME.log
 # (plain text: NO_COLOR keeps ANSI colours out of the log files).
@@ -89,13 +97,16 @@ wait_ready history-service "$HISTORY_ADMIN"
 # (the secret goes through the environment, never a command line `ps` shows)
 CHAT__AUTH__SECRET="${CHAT__AUTH__SECRET:-$(cat "$RUN/auth-secret")}" start auth-service "$AUTH_ADMIN"
 wait_ready auth-service "$AUTH_ADMIN"
-start edge-gateway "$GATEWAY_ADMIN" CHAT__IRC__LISTEN="$IRC_LISTEN"
+start edge-gateway "$GATEWAY_ADMIN" CHAT__IRC__LISTEN="$IRC_LISTEN" \
+    CHAT__IRC__TLS_CERT="$TLS_CERT" CHAT__IRC__TLS_KEY="$TLS_KEY"
 wait_ready edge-gateway "$GATEWAY_ADMIN"
 
 cat <<EOF
 chat platform is up.
   IRC:           irc://127.0.0.1:6667   (e.g. irssi -c 127.0.0.1 -p 6667 -n alice)
+  IRC over TLS:  ircs://127.0.0.1:6697  (self-signed: $TLS_CERT; irssi -c 127.0.0.1 -p 6697 -tls -tls_cafile $TLS_CERT)
   XMPP:          ws://127.0.0.1:8080/xmpp (RFC 7395, domain localhost; rooms at conference.localhost)
+  Tinode:        ws://127.0.0.1:8080/v0/channels (and /v0/channels/lp; API key AQEAAAABAAD_rAp4DJh05a1HAwFT3A6K)
   gateway admin: http://$GATEWAY_ADMIN/healthz  /readyz  /metrics
   router admin:  http://$ROUTER_ADMIN/healthz  /readyz  /metrics
   history admin: http://$HISTORY_ADMIN/healthz  /readyz  /metrics

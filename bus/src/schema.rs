@@ -891,6 +891,13 @@ pub struct SessionRecord {
     pub rooms: Vec<String>,
     /// The protocol the session speaks (`irc`, `xmpp`, `tinode`).
     pub protocol: String,
+    /// The client's connection is TLS (IRC WHOIS 671).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls: bool,
+    /// The SHA-256 fingerprint of the client's TLS certificate (WHOIS 276
+    /// to the session itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certfp: Option<String>,
 }
 
 /// The claim on a nick, in the nicks bucket under the escaped folded nick.

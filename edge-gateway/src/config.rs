@@ -33,6 +33,11 @@ pub struct GatewaySection {
 #[serde(default)]
 pub struct IrcConfig {
     pub listen: String,
+    /// The TLS listener (IRC's 6697), served when `tls_cert` and `tls_key`
+    /// name PEM files (a real certificate, or `chatctl tls self-signed`).
+    pub tls_listen: String,
+    pub tls_cert: String,
+    pub tls_key: String,
     pub server_name: String,
     pub network: String,
     /// Message of the day, lines separated by `\n`; empty sends 422.
@@ -66,6 +71,9 @@ impl Default for IrcConfig {
     fn default() -> Self {
         Self {
             listen: "0.0.0.0:6667".into(),
+            tls_listen: "0.0.0.0:6697".into(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
             server_name: "irc.localhost".into(),
             network: "ChatNet".into(),
             motd: "Welcome to ChatNet.\nBe excellent to each other.".into(),

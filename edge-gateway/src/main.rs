@@ -110,6 +110,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the IRC listener {}", cfg.irc.listen))?;
     tracing::info!(addr = %listener.local_addr().context("listener address")?, queue = %bus::topology::gateway_queue(&id), "IRC listening");
+    // TLS only with a certificate; a configured one that cannot be loaded
+    // stops the start-up rather than leaving 6697 silently closed.
+    let tls = if cfg.irc.tls_cert.is_empty() || cfg.irc.tls_key.is_empty() {
+        None
+    } else {
+        let acceptor = irc::tls::acceptor(
+            std::path::Path::new(&cfg.irc.tls_cert),
+            std::path::Path::new(&cfg.irc.tls_key),
+        )
+        .context("loading the IRC TLS certificate")?;
+        let tls_listener = TcpListener::bind(&cfg.irc.tls_listen)
+            .await
+            .with_context(|| format!("binding the IRC TLS listener {}", cfg.irc.tls_listen))?;
+        tracing::info!(addr = %tls_listener.local_addr().context("TLS listener address")?, cert = %cfg.irc.tls_cert, "IRC over TLS listening");
+        Some((tls_listener, acceptor))
+    };
     // The link logs losses and recoveries of the connection and keeps
     // this check in step; a lost connection is re-established.
     gw.link.report_to(amqp_ready);
@@ -151,6 +167,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         drain_tx.clone(),
     ));
     let http_server = tokio::spawn(http::serve(http, app, shutdown.clone()));
+    let tls_server = tls.map(|(l, acceptor)| {
+        tokio::spawn(irc::tls::serve(
+            l,
+            acceptor,
+            gw.clone(),
+            shutdown.clone(),
+            drain_tx.clone(),
+        ))
+    });
     let server = tokio::spawn(irc::serve(listener, gw.clone(), shutdown.clone(), drain_tx));
 
     let mut stop = shutdown.clone();
@@ -170,6 +195,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "shutting down: ending sessions"
     );
     let _ = server.await;
+    if let Some(t) = tls_server {
+        let _ = t.await;
+    }
     let _ = http_server.await;
     if tokio::time::timeout(DRAIN_TIMEOUT, drain_rx.recv())
         .await

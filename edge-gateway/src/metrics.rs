@@ -24,6 +24,11 @@ pub fn room_event() {
     metrics::counter!("gateway_room_events_total").increment(1);
 }
 
+/// A TLS client that did not finish its handshake.
+pub fn tls_handshake_failed() {
+    metrics::counter!("gateway_tls_handshake_failures_total").increment(1);
+}
+
 pub fn sendq_kill() {
     metrics::counter!("gateway_sendq_kills_total").increment(1);
 }

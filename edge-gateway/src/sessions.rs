@@ -196,6 +196,8 @@ pub async fn start(
         away: None,
         rooms: Vec::new(),
         protocol: protocol.into(),
+        tls: false,
+        certfp: None,
     };
     if let Err(e) = gw.registry.put_session(&record).await {
         let _ = gw.registry.release_nick(&record.actor.nick, nick_rev).await;

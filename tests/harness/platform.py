@@ -72,6 +72,7 @@ class Process:
         self.popen: subprocess.Popen | None = None
         self.irc_port: int | None = None
         self.http_port: int | None = None
+        self.tls_port: int | None = None
         self.gateway_id: str | None = None
 
     def start(self) -> None:
@@ -313,6 +314,12 @@ class Platform:
         irc_port = infra.free_port()
         http_port = infra.free_port()
         admin = f"127.0.0.1:{infra.free_port()}"
+        tls_env, tls_port = {}, None
+        if self.tls_files():
+            tls_port = infra.free_port()
+            cert, key = self.tls_files()
+            tls_env = {"CHAT__IRC__TLS_LISTEN": f"127.0.0.1:{tls_port}",
+                       "CHAT__IRC__TLS_CERT": str(cert), "CHAT__IRC__TLS_KEY": str(key)}
         proc = Process(
             "gateway", gid,
             self._env({
@@ -320,16 +327,45 @@ class Platform:
                 "CHAT__IRC__LISTEN": f"127.0.0.1:{irc_port}",
                 "CHAT__HTTP__LISTEN": f"127.0.0.1:{http_port}",
                 "CHAT__ADMIN__LISTEN": admin,
+                **tls_env,
                 **(env or {}),
             }, defaults=GATEWAY_DEFAULTS),
             self.workdir / f"gateway-{letter}.log", admin,
         )
         proc.irc_port, proc.http_port, proc.gateway_id = irc_port, http_port, gid
+        proc.tls_port = tls_port
         proc.start()
         self.gateways.append(proc)
         self.all.append(proc)
         proc.wait_ready()
         return proc
+
+    def tls_files(self) -> tuple[Path, Path] | None:
+        """A self-signed certificate and key for this platform's gateways
+        (made once with `chatctl tls self-signed`), or None without chatctl."""
+        cert, key = self.workdir / "tls" / "cert.pem", self.workdir / "tls" / "key.pem"
+        if not cert.exists():
+            exe = bin_dir() / "chatctl"
+            if not exe.exists():
+                return None
+            subprocess.run([str(exe), "tls", "self-signed", "--cert", str(cert), "--key", str(key)],
+                           check=True, capture_output=True, timeout=60)
+        return cert, key
+
+    def tls_context(self) -> "ssl.SSLContext":
+        """A client TLS context that trusts this platform's certificate."""
+        import ssl
+        ctx = ssl.create_default_context(cafile=str(self.tls_files()[0]))
+        return ctx
+
+    def connect_tls(self, gw=0, cert: tuple[str, str] | None = None, **kw) -> RawClient:
+        """A TLS connection (optionally presenting a client certificate)."""
+        g = self.gateway(gw)
+        assert g.tls_port is not None, "no TLS listener"
+        ctx = self.tls_context()
+        if cert:
+            ctx.load_cert_chain(*cert)
+        return RawClient("127.0.0.1", g.tls_port, label=f"{g.name}-tls", tls=ctx, **kw)
 
     def kill9(self, proc: Process) -> None:
         proc.kill9()

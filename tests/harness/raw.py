@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import socket
+import ssl
 import threading
 import time
 from typing import Iterable
@@ -21,7 +22,8 @@ DEFAULT_TIMEOUT = 5.0
 
 
 class RawClient:
-    def __init__(self, host: str, port: int, *, auto_pong: bool = True, label: str = ""):
+    def __init__(self, host: str, port: int, *, auto_pong: bool = True, label: str = "",
+                 tls: "ssl.SSLContext | None" = None):
         self.host, self.port = host, port
         self.label = label or f"{host}:{port}"
         self.auto_pong = auto_pong
@@ -35,8 +37,15 @@ class RawClient:
         self._count = 0
         self._send_lock = threading.Lock()
         self.sock = socket.create_connection((host, port), timeout=10)
-        self.sock.settimeout(None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._tls = tls is not None
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=host)
+            # An SSL socket must not be read and written by two threads at
+            # once: the reader polls, holding the send lock (see _recv).
+            self.sock.settimeout(0.05)
+        else:
+            self.sock.settimeout(None)
         self._reader = threading.Thread(target=self._read_loop, daemon=True, name=f"raw-{self.label}")
         self._reader.start()
 
@@ -46,7 +55,9 @@ class RawClient:
         buf = b""
         try:
             while True:
-                chunk = self.sock.recv(65536)
+                chunk = self._recv()
+                if chunk is None:
+                    continue
                 if not chunk:
                     break
                 buf += chunk
@@ -59,6 +70,18 @@ class RawClient:
             with self._cond:
                 self._closed = True
                 self._cond.notify_all()
+
+    def _recv(self) -> bytes | None:
+        """The next bytes (b"" at end of stream), or None to poll again."""
+        if not self._tls:
+            return self.sock.recv(65536)
+        with self._send_lock:
+            try:
+                return self.sock.recv(65536)
+            except (socket.timeout, ssl.SSLWantReadError):
+                pass
+        time.sleep(0.002)  # lets a waiting sender take the lock
+        return None
 
     def _received(self, raw: str) -> None:
         with self._cond:

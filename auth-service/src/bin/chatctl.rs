@@ -32,6 +32,77 @@ enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// Certificates for the gateway's TLS listener.
+    #[command(subcommand)]
+    Tls(TlsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TlsCommand {
+    /// Write a self-signed certificate and its key (PEM) for local use:
+    /// point `[irc] tls_cert` / `tls_key` at them. Clients must be told
+    /// to accept it (e.g. irssi `-tls_verify` off, WeeChat
+    /// `tls_verify off`).
+    SelfSigned {
+        /// Where the certificate goes.
+        #[arg(long, default_value = "tls/cert.pem")]
+        cert: PathBuf,
+        /// Where the private key goes (written readable by its owner only).
+        #[arg(long, default_value = "tls/key.pem")]
+        key: PathBuf,
+        /// Names the certificate is for (DNS names or IP addresses).
+        #[arg(long = "name", default_values_t = ["localhost".to_string(), "127.0.0.1".to_string()])]
+        names: Vec<String>,
+        /// Replace files that exist.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `chatctl tls self-signed`.
+fn self_signed(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    names: Vec<String>,
+    force: bool,
+) -> anyhow::Result<()> {
+    if !force && (cert.exists() || key.exists()) {
+        bail!(
+            "{} or {} exists (--force replaces them)",
+            cert.display(),
+            key.display()
+        );
+    }
+    let made =
+        rcgen::generate_simple_self_signed(names.clone()).context("generating the certificate")?;
+    for path in [cert, key] {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+    }
+    std::fs::write(cert, made.cert.pem()).with_context(|| format!("writing {}", cert.display()))?;
+    write_private(key, made.key_pair.serialize_pem().as_bytes())
+        .with_context(|| format!("writing {}", key.display()))?;
+    println!(
+        "wrote {} and {} (self-signed for {})",
+        cert.display(),
+        key.display(),
+        names.join(", ")
+    );
+    Ok(())
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,9 +174,17 @@ fn account_name(name: &str) -> anyhow::Result<String> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let command = match args.command {
+        Command::Account(command) => command,
+        Command::Tls(TlsCommand::SelfSigned {
+            cert,
+            key,
+            names,
+            force,
+        }) => return self_signed(&cert, &key, names, force),
+    };
     let cfg: Config =
         bus::config::load(args.config.as_deref()).context("loading the configuration")?;
-    let Command::Account(command) = args.command;
     // Opened lazily: arguments and passwords are validated first.
     let db = || async {
         Db::open(&cfg.postgres)

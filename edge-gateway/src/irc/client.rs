@@ -119,6 +119,8 @@ pub struct Client {
     pub out: OutQueue,
     pub kill: Arc<Kill>,
     pub host: String,
+    /// TLS, and the client certificate's fingerprint.
+    pub security: super::conn::Security,
     pub nick: Option<String>,
     /// Username as shown (`~ident`), once USER was given.
     pub user: Option<String>,
@@ -176,6 +178,7 @@ impl Client {
             out,
             kill,
             host,
+            security: Default::default(),
             nick: None,
             user: None,
             realname: String::new(),

@@ -97,12 +97,22 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n.clamp(1, 365 * 24 * 3600))
 }
 
+/// What the transport knows of the connection's security.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    /// Carried over TLS.
+    pub tls: bool,
+    /// The SHA-256 fingerprint of the client's certificate, if it sent one.
+    pub certfp: Option<String>,
+}
+
 /// Serves one client until it quits, fails or the gateway shuts down.
 pub async fn run<S: LineSource>(
     gw: Arc<Gateway>,
     mut source: S,
     out: mpsc::Sender<String>,
     host: String,
+    security: Security,
     mut shutdown: Shutdown,
 ) {
     let kill = Arc::new(Kill::default());
@@ -112,6 +122,7 @@ pub async fn run<S: LineSource>(
         kill.clone(),
         host,
     );
+    c.security = security;
     let irc = &gw.irc;
     let connected = Instant::now();
     let registration_deadline = connected + secs(irc.registration_timeout_secs);

@@ -1,4 +1,4 @@
-//! The IRC front end: the TCP listener and the protocol modules.
+//! The IRC front end: the TCP and TLS listeners and the protocol modules.
 //!
 //! The core ([`conn`], [`client`], [`commands`], [`render`]) works on lines;
 //! [`transport`] adapts a byte stream to lines. A WebSocket transport can
@@ -16,6 +16,7 @@ pub mod modestr;
 pub mod numeric;
 pub mod render;
 pub mod reservation;
+pub mod tls;
 pub mod transport;
 pub mod validate;
 
@@ -63,32 +64,69 @@ fn spawn_connection(
     shutdown: Shutdown,
     drain: mpsc::Sender<()>,
 ) {
-    tokio::spawn(async move {
-        let _drain = drain;
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY");
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "TCP_NODELAY");
+    }
+    let link = Link {
+        peer,
+        tls: false,
+        certfp: None,
+    };
+    tokio::spawn(serve_stream(stream, link, gw, shutdown, drain));
+}
+
+/// Where a byte-stream client comes from.
+pub struct Link {
+    pub peer: SocketAddr,
+    pub tls: bool,
+    /// The client certificate's fingerprint (TLS only).
+    pub certfp: Option<String>,
+}
+
+/// Serves one client on a byte stream (TCP, or TLS over TCP) until it
+/// ends; holds `drain` meanwhile.
+pub async fn serve_stream<S>(
+    stream: S,
+    link: Link,
+    gw: Arc<Gateway>,
+    shutdown: Shutdown,
+    drain: mpsc::Sender<()>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let _drain = drain;
+    let host = validate::host_of(link.peer.ip());
+    let (read, write) = tokio::io::split(stream);
+    let (tx, rx) = mpsc::channel(gw.irc.sendq_lines.max(1));
+    let writer = spawn_writer(write, rx);
+    match gw.admit() {
+        Some(guard) => {
+            let security = conn::Security {
+                tls: link.tls,
+                certfp: link.certfp,
+            };
+            conn::run(
+                gw.clone(),
+                LineReader::new(read),
+                tx,
+                host,
+                security,
+                shutdown,
+            )
+            .await;
+            drop(guard);
         }
-        let host = validate::host_of(peer.ip());
-        let (read, write) = stream.into_split();
-        let (tx, rx) = mpsc::channel(gw.irc.sendq_lines.max(1));
-        let writer = spawn_writer(write, rx);
-        match gw.admit() {
-            Some(guard) => {
-                conn::run(gw.clone(), LineReader::new(read), tx, host, shutdown).await;
-                drop(guard);
-            }
-            None => {
-                let _ = tx
-                    .send(format!(
-                        "ERROR :Closing Link: {host} (Too many connections)"
-                    ))
-                    .await;
-                drop(tx);
-            }
+        None => {
+            let _ = tx
+                .send(format!(
+                    "ERROR :Closing Link: {host} (Too many connections)"
+                ))
+                .await;
+            drop(tx);
         }
-        let abort = writer.abort_handle();
-        if tokio::time::timeout(WRITER_GRACE, writer).await.is_err() {
-            abort.abort();
-        }
-    });
+    }
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(WRITER_GRACE, writer).await.is_err() {
+        abort.abort();
+    }
 }

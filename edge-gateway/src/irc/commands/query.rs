@@ -173,6 +173,21 @@ pub async fn whois(c: &mut Client, m: &crate::irc::line::Message) {
                 .text("is logged in as"),
         );
     }
+    if rec.tls {
+        c.send(
+            n.n(RPL_WHOISSECURE)
+                .param(a.nick.as_str())
+                .text("is using a secure connection"),
+        );
+    }
+    // A fingerprint identifies its owner: shown to the session itself only.
+    if let (Some(fp), true) = (&rec.certfp, c.sid() == a.sid) {
+        c.send(
+            n.n(RPL_WHOISCERTFP)
+                .param(a.nick.as_str())
+                .text(format!("has client certificate fingerprint {fp}")),
+        );
+    }
     c.send(
         n.n(RPL_WHOISIDLE)
             .param(a.nick.as_str())

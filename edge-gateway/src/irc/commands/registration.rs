@@ -179,7 +179,15 @@ pub async fn complete(c: &mut Client) {
             .kill(KillCause::Unavailable, "Service temporarily unavailable");
         return;
     }
-    tracing::debug!(%sid, %nick, host = %c.host, "registered");
+    if c.security.tls {
+        let certfp = c.security.certfp.clone();
+        c.update_record(|r| {
+            r.tls = true;
+            r.certfp = certfp;
+        })
+        .await;
+    }
+    tracing::debug!(%sid, %nick, host = %c.host, tls = c.security.tls, "registered");
     welcome(c).await;
     crate::irc::reservation::check(c).await;
     // Logged in before registration (SASL): what was kept for the account
