@@ -8,6 +8,7 @@ handshake) ending only that connection.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import socket
 import ssl
@@ -15,6 +16,7 @@ import subprocess
 import time
 import urllib.request
 
+from harness.accounts import sasl_connect
 from harness.platform import bin_dir
 from harness.raw import by, esc
 
@@ -103,3 +105,81 @@ def test_bad_input_on_the_tls_port_ends_only_that_connection(platform, clients, 
         metrics = resp.read().decode()
     failures = [ln for ln in metrics.splitlines() if ln.startswith("gateway_tls_handshake_failures_total")]
     assert failures and float(failures[0].split()[-1]) >= 2, failures
+
+
+def external(c, nick: str, authzid: str = "") -> str:
+    """SASL EXTERNAL before registration: the final numeric."""
+    c.cap_ls()
+    c.send("CAP REQ :sasl")
+    c.expect(r"^(?:@\S+ )?:\S+ CAP \S+ ACK ")
+    c.send(f"NICK {nick}")
+    c.send(f"USER {nick[:10]} 0 * :{nick}")
+    c.send("AUTHENTICATE EXTERNAL")
+    first = c.expect(r"^(?:AUTHENTICATE \+|(?:@\S+ )?:\S+ 90[4-8] )")
+    if " 904 " in first.raw:
+        return "904"
+    c.send("AUTHENTICATE " + (base64.b64encode(authzid.encode()).decode() if authzid else "+"))
+    return c.expect(r"^(?:@\S+ )?:\S+ (90[2-7]) ").command
+
+
+def test_sasl_external_with_a_certificate_added_by_nickserv_cert(platform, clients, tmp_path, uniq):
+    cert, key = tmp_path / "bob.pem", tmp_path / "bob.key"
+    subprocess.run([str(bin_dir() / "chatctl"), "tls", "self-signed", "--cert", str(cert),
+                    "--key", str(key), "--name", "bob-client"], check=True, capture_output=True)
+    fp = hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert.read_text())).hexdigest()
+    account, pw = uniq("tb"), "pw-" + uniq("secret")
+    proc = platform.chatctl("account", "create", account, stdin=pw + "\n")
+    assert proc.returncode == 0, proc.stderr
+
+    # Not added yet: EXTERNAL fails (904), and without a certificate at all too.
+    c = platform.connect_tls(0, cert=(str(cert), str(key)))
+    assert external(c, uniq("tn")) == "904"
+    c.close()
+    bare = platform.connect_tls(0)
+    assert external(bare, uniq("tn")) == "904"
+    bare.close()
+
+    # Logged in with the password over TLS with the certificate, CERT ADD
+    # (the fingerprint of this connection), LIST shows it.
+    c = platform.connect_tls(1, cert=(str(cert), str(key)))
+    result, _ = sasl_connect(c, account, account, pw)
+    assert result == "903", result
+    c.send("PRIVMSG NickServ :CERT LIST")
+    c.expect(r"NOTICE \S+ :No certificate fingerprints\.$")
+    c.send("PRIVMSG NickServ :CERT ADD")
+    c.expect(rf"NOTICE \S+ :Added {fp}: ")
+    c.send("PRIVMSG NickServ :CERT LIST")
+    c.expect(rf"NOTICE \S+ :{fp}$")
+    c.close()
+
+    # Now the certificate alone logs in, as that account, on either gateway.
+    for gw in (0, 1):
+        c = platform.connect_tls(gw, cert=(str(cert), str(key)))
+        assert external(c, uniq("tx")) == "903"
+        line = [ln for ln in c.history if ln.command == "900"][-1]
+        assert line.params[2] == account, line.raw
+        c.close()
+    # An authzid naming another account is refused.
+    c = platform.connect_tls(0, cert=(str(cert), str(key)))
+    assert external(c, uniq("tx"), authzid="someone-else") == "904"
+    c.close()
+
+    # Another account cannot add it; its owner can remove it.
+    other, opw = uniq("to"), "pw-" + uniq("other")
+    assert platform.chatctl("account", "create", other, stdin=opw + "\n").returncode == 0
+    o = clients.connect(0)
+    assert sasl_connect(o, other, other, opw)[0] == "903"
+    o.send(f"PRIVMSG NickServ :CERT ADD {fp.upper()}")
+    o.expect(rf"NOTICE \S+ :{fp.upper()} is another account's\.$")
+    o.send("PRIVMSG NickServ :CERT ADD")
+    o.expect(r"NOTICE \S+ :You are not using a TLS client certificate")
+    o.send("PRIVMSG NickServ :CERT ADD not-a-fingerprint")
+    o.expect(r"NOTICE \S+ :not-a-fingerprint is not a fingerprint of your account\.$")
+    c = platform.connect_tls(0, cert=(str(cert), str(key)))
+    assert sasl_connect(c, account, account, pw)[0] == "903"
+    c.send(f"PRIVMSG NickServ :CERT DEL {fp}")
+    c.expect(rf"NOTICE \S+ :Removed {fp}\.$")
+    c.close()
+    c = platform.connect_tls(0, cert=(str(cert), str(key)))
+    assert external(c, uniq("tx")) == "904"
+    c.close()

@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::AuthConfig;
 use crate::credentials::{self, StoredCredentials};
-use crate::db::{Account, Db, DbError, Inserted, Limits, NewAccount};
+use crate::db::{Account, CertAdded, Db, DbError, Inserted, Limits, NewAccount};
 use crate::passwords::{HashError, Hasher};
 use crate::roster::Change;
 use crate::scram::{self, ScramError};
@@ -142,6 +142,38 @@ impl Service {
                     .await
             }
             AuthRequestBody::Token { token } => self.token(token).await,
+            AuthRequestBody::External {
+                fingerprint,
+                authzid,
+            } => self.external(fingerprint, authzid.as_deref()).await,
+            AuthRequestBody::CertAdd {
+                account,
+                fingerprint,
+            } => {
+                let (Some(name), Some(fp)) =
+                    (self.existing(account).await?, fingerprint_of(fingerprint))
+                else {
+                    return Ok(failure(AuthError::NotFound));
+                };
+                Ok(match self.db.add_cert(&name, &fp).await? {
+                    CertAdded::Added | CertAdded::Already => AuthReplyBody::Stored,
+                    CertAdded::Taken => failure(AuthError::Taken),
+                })
+            }
+            AuthRequestBody::CertDel {
+                account,
+                fingerprint,
+            } => {
+                let fp = fingerprint_of(fingerprint).unwrap_or_default();
+                if self.db.remove_cert(&fold(account), &fp).await? {
+                    Ok(AuthReplyBody::Stored)
+                } else {
+                    Ok(failure(AuthError::NotFound))
+                }
+            }
+            AuthRequestBody::CertList { account } => Ok(AuthReplyBody::Certs {
+                fingerprints: self.db.certs(&fold(account)).await?,
+            }),
             AuthRequestBody::Info { account } => self.info(account).await,
             AuthRequestBody::RosterGet { account } => self.roster(account).await,
             AuthRequestBody::RosterSet {
@@ -585,6 +617,35 @@ impl Service {
         }
     }
 
+    /// The folded account, if it exists.
+    async fn existing(&self, account: &str) -> Result<Option<String>, ServiceError> {
+        let name = fold(account);
+        if !valid_account(&name) || self.db.account(&name).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(name))
+    }
+
+    /// SASL EXTERNAL: the fingerprint was added to an enabled account.
+    async fn external(&self, fingerprint: &str, authzid: Option<&str>) -> Outcome {
+        let Some(fp) = fingerprint_of(fingerprint) else {
+            return Ok(failure(AuthError::InvalidCredentials));
+        };
+        let Some(name) = self.db.cert_account(&fp).await? else {
+            return Ok(failure(AuthError::InvalidCredentials));
+        };
+        if authzid.is_some_and(|a| !a.is_empty() && fold(a) != name) {
+            return Ok(failure(AuthError::InvalidCredentials));
+        }
+        let Some(account) = self.db.account(&name).await? else {
+            return Ok(failure(AuthError::InvalidCredentials));
+        };
+        if account.disabled {
+            return Ok(failure(AuthError::Disabled));
+        }
+        self.succeed(&account, None).await
+    }
+
     async fn token(&self, token: &str) -> Outcome {
         let Some(checked) = Token::check(&self.sealer, token, bus::now_ms()) else {
             return Ok(failure(AuthError::BadToken));
@@ -636,6 +697,7 @@ fn result_label(body: &AuthReplyBody) -> &'static str {
         AuthReplyBody::Topics { .. } => "topics",
         AuthReplyBody::Marked { .. } => "marked",
         AuthReplyBody::Found { .. } => "found",
+        AuthReplyBody::Certs { .. } => "certs",
         AuthReplyBody::Failure { code, .. } => match code {
             AuthError::InvalidCredentials => "invalid_credentials",
             AuthError::RateLimited => "rate_limited",
@@ -646,7 +708,34 @@ fn result_label(body: &AuthReplyBody) -> &'static str {
             AuthError::NotFound => "not_found",
             AuthError::Malformed => "malformed",
             AuthError::BadToken => "bad_token",
+            AuthError::Taken => "taken",
             AuthError::Internal => "internal",
         },
+    }
+}
+
+/// A SHA-256 fingerprint as stored: 64 hex digits, lowercase; colons (as
+/// some tools print it) are dropped.
+fn fingerprint_of(text: &str) -> Option<String> {
+    let hex: String = text
+        .chars()
+        .filter(|ch| *ch != ':')
+        .map(|ch| ch.to_ascii_lowercase())
+        .collect();
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::fingerprint_of;
+
+    #[test]
+    fn fingerprints_are_normalised_hex() {
+        let fp = "AB".repeat(32);
+        assert_eq!(fingerprint_of(&fp), Some("ab".repeat(32)));
+        let colons: Vec<String> = (0..32).map(|_| "0f".to_string()).collect();
+        assert_eq!(fingerprint_of(&colons.join(":")), Some("0f".repeat(32)));
+        assert_eq!(fingerprint_of("abc"), None);
+        assert_eq!(fingerprint_of(&"zz".repeat(32)), None);
     }
 }

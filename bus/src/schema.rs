@@ -656,6 +656,28 @@ pub enum AuthRequestBody {
     ScramFinish { state: String, client_final: String },
     /// Log in with a token from an earlier `Success` (Tinode `token`).
     Token { token: String },
+    /// SASL EXTERNAL: the TLS client certificate with this SHA-256
+    /// fingerprint (lowercase hex) logs in as the account it was added to
+    /// (`authzid`, if given, must name that account). `Success` or
+    /// `Failure{InvalidCredentials}`.
+    External {
+        fingerprint: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        authzid: Option<String>,
+    },
+    /// NickServ CERT ADD: `Stored`, or `Failure{Taken}` when another
+    /// account has the fingerprint.
+    CertAdd {
+        account: String,
+        fingerprint: String,
+    },
+    /// NickServ CERT DEL: `Stored`, or `Failure{NotFound}`.
+    CertDel {
+        account: String,
+        fingerprint: String,
+    },
+    /// NickServ CERT LIST: `Certs`.
+    CertList { account: String },
     /// Public facts about an account (NickServ INFO, WHOIS): answered with
     /// `Info` or `Failure{NotFound}`.
     Info { account: String },
@@ -757,6 +779,10 @@ impl AuthRequestBody {
             AuthRequestBody::ScramStart { .. } => "scram_start",
             AuthRequestBody::ScramFinish { .. } => "scram_finish",
             AuthRequestBody::Token { .. } => "token",
+            AuthRequestBody::External { .. } => "external",
+            AuthRequestBody::CertAdd { .. } => "cert_add",
+            AuthRequestBody::CertDel { .. } => "cert_del",
+            AuthRequestBody::CertList { .. } => "cert_list",
             AuthRequestBody::Info { .. } => "info",
             AuthRequestBody::RosterGet { .. } => "roster_get",
             AuthRequestBody::RosterSet { .. } => "roster_set",
@@ -839,6 +865,10 @@ pub enum AuthReplyBody {
     Found {
         accounts: Vec<FoundAccount>,
     },
+    /// The account's certificate fingerprints, oldest first.
+    Certs {
+        fingerprints: Vec<String>,
+    },
     Failure {
         code: AuthError,
         /// Seconds until a rate-limited caller may try again.
@@ -868,6 +898,8 @@ pub enum AuthError {
     Malformed,
     /// Token expired, revoked or forged.
     BadToken,
+    /// What was asked for is another account's (a certificate).
+    Taken,
     /// The service failed; try again.
     Internal,
 }

@@ -3,6 +3,7 @@
 //! so that the SQL exists once. The generic parts live in [`bus::pg`].
 
 mod accounts;
+mod certs;
 mod limits;
 mod roster;
 mod topics;
@@ -10,6 +11,7 @@ mod topics;
 use deadpool_postgres::Pool;
 
 pub use accounts::{Account, AccountSummary, Inserted, NewAccount};
+pub use certs::CertAdded;
 pub use limits::Limits;
 pub use roster::{Changed, Roster};
 pub use topics::found;

@@ -52,6 +52,8 @@ pub enum Purpose {
     Login { via: Via, registered: bool },
     /// NickServ INFO.
     Info { account: String },
+    /// NickServ CERT ADD / DEL / LIST (`what`, and the fingerprint).
+    Cert { what: CertOp, fingerprint: String },
     /// Is the session's nick a registered account? (nick reservation)
     Reserve { account: String },
     /// Is the offline nick `account` (folded) an account? `messages` wait
@@ -60,6 +62,14 @@ pub enum Purpose {
         account: String,
         messages: Vec<OfflineMessage>,
     },
+}
+
+/// Which NickServ CERT command an answer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertOp {
+    Add,
+    Del,
+    List,
 }
 
 /// The face a request came through.
@@ -244,6 +254,7 @@ async fn answer(c: &mut Client, purpose: Purpose, body: AuthReplyBody) {
             Via::NickServ => nickserv::on_login(c, registered, body).await,
         },
         Purpose::Info { account } => nickserv::on_info(c, &account, body),
+        Purpose::Cert { what, fingerprint } => nickserv::on_cert(c, what, &fingerprint, body),
         Purpose::Reserve { account } => reservation::on_info(c, account, body),
         Purpose::OfflineDm { messages, .. } => messaging::on_offline_info(c, messages, body).await,
     }

@@ -43,7 +43,7 @@ pub const SUPPORTED: [Cap; 14] = [
 ];
 
 /// The SASL mechanisms offered (the `sasl` cap value and numeric 908).
-pub const SASL_MECHANISMS: &str = "PLAIN,SCRAM-SHA-256";
+pub const SASL_MECHANISMS: &str = "PLAIN,SCRAM-SHA-256,EXTERNAL";
 
 impl Cap {
     pub fn name(self) -> &'static str {
@@ -189,7 +189,7 @@ mod tests {
             parse_req("draft/chathistory draft/event-playback", true),
             Some(vec![(Cap::Chathistory, true), (Cap::EventPlayback, true)])
         );
-        assert!(ls_list(true).contains(" sasl=PLAIN,SCRAM-SHA-256 "));
+        assert!(ls_list(true).contains(" sasl=PLAIN,SCRAM-SHA-256,EXTERNAL "));
         assert!(ls_list(true).contains(" draft/account-registration=before-connect "));
     }
 }

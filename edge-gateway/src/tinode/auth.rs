@@ -135,7 +135,7 @@ fn failure(id: Option<&str>, code: AuthError, retry: Option<u64>) -> wire::Ctrl 
         | AuthError::NotFound
         | AuthError::BadToken
         | AuthError::Disabled => wire::ctrl(id, code::AUTH_FAILED),
-        AuthError::AccountExists => {
+        AuthError::AccountExists | AuthError::Taken => {
             wire::ctrl(id, code::DUPLICATE_CREDENTIAL).param("what", "auth")
         }
         AuthError::BadAccountName | AuthError::WeakPassword => wire::ctrl(id, code::POLICY),

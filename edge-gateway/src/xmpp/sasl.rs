@@ -268,7 +268,8 @@ pub fn on_reply(c: &mut Conn, id: &str, body: AuthReplyBody) {
                 AuthError::Malformed
                 | AuthError::BadAccountName
                 | AuthError::WeakPassword
-                | AuthError::AccountExists => SaslFailure::MalformedRequest,
+                | AuthError::AccountExists
+                | AuthError::Taken => SaslFailure::MalformedRequest,
                 AuthError::RateLimited | AuthError::Internal => SaslFailure::TemporaryAuthFailure,
             };
             fail(c, failure);

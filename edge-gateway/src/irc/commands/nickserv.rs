@@ -8,7 +8,7 @@ use bus::{new_id, now_ms};
 
 use super::account;
 use crate::bus_link::{confirmed, Outcome};
-use crate::irc::auth::{self, Purpose, Via};
+use crate::irc::auth::{self, CertOp, Purpose, Via};
 use crate::irc::client::Client;
 use crate::irc::line::Message;
 
@@ -29,12 +29,15 @@ pub fn say(c: &Client, text: impl Into<String>) {
     );
 }
 
-const HELP: [&str; 6] = [
+const HELP: [&str; 9] = [
     "NickServ commands:",
     "  REGISTER <password> [email]  - register your current nick as an account",
     "  IDENTIFY [account] <password> - log in to an account",
     "  GHOST <nick>                 - disconnect a session logged in as your account",
     "  INFO <account>               - show facts about an account",
+    "  CERT ADD [fingerprint]       - log in with a TLS client certificate (SASL EXTERNAL);",
+    "                                 without a fingerprint, the one you are connected with",
+    "  CERT DEL <fingerprint> | CERT LIST",
     "  HELP                         - this list",
 ];
 
@@ -56,18 +59,21 @@ pub async fn command(c: &mut Client, text: &str) {
         ("IDENTIFY", [account, password]) => identify(c, account, password).await,
         ("GHOST", [nick]) => ghost(c, nick).await,
         ("INFO", [account]) => info(c, account).await,
+        ("CERT", [sub, rest @ ..]) if rest.len() <= 1 => {
+            cert(c, &sub.to_ascii_uppercase(), rest.first().copied()).await
+        }
         ("HELP", _) => {
             for line in HELP {
                 say(c, line);
             }
         }
-        ("REGISTER" | "IDENTIFY" | "GHOST" | "INFO", _) => say(
+        ("REGISTER" | "IDENTIFY" | "GHOST" | "INFO" | "CERT", _) => say(
             c,
             format!("Wrong arguments for {cmd}. Send HELP for usage."),
         ),
         _ => say(
             c,
-            format!("Unknown command {cmd}. Commands: REGISTER, IDENTIFY, GHOST, INFO, HELP"),
+            format!("Unknown command {cmd}. Commands: REGISTER, IDENTIFY, GHOST, INFO, CERT, HELP"),
         ),
     }
 }
@@ -98,6 +104,86 @@ async fn identify(c: &mut Client, account: &str, password: &str) {
     };
     if !auth::request(c, body, purpose).await {
         say(c, "Accounts are temporarily unavailable, try again later.");
+    }
+}
+
+/// NickServ CERT ADD / DEL / LIST, for the account the session is logged
+/// in to.
+async fn cert(c: &mut Client, sub: &str, arg: Option<&str>) {
+    let Some(account) = c.account.clone() else {
+        say(c, "You must be logged in to use CERT.");
+        return;
+    };
+    let (what, fingerprint) = match (sub, arg) {
+        ("ADD", Some(fp)) => (CertOp::Add, fp.to_string()),
+        ("ADD", None) => match c.security.certfp.clone() {
+            Some(fp) => (CertOp::Add, fp),
+            None => {
+                say(
+                    c,
+                    "You are not using a TLS client certificate; give a fingerprint.",
+                );
+                return;
+            }
+        },
+        ("DEL", Some(fp)) => (CertOp::Del, fp.to_string()),
+        ("LIST", None) => (CertOp::List, String::new()),
+        _ => {
+            say(c, "Wrong arguments for CERT. Send HELP for usage.");
+            return;
+        }
+    };
+    let body = match what {
+        CertOp::Add => AuthRequestBody::CertAdd {
+            account,
+            fingerprint: fingerprint.clone(),
+        },
+        CertOp::Del => AuthRequestBody::CertDel {
+            account,
+            fingerprint: fingerprint.clone(),
+        },
+        CertOp::List => AuthRequestBody::CertList { account },
+    };
+    if !auth::request(c, body, Purpose::Cert { what, fingerprint }).await {
+        say(c, "Accounts are temporarily unavailable, try again later.");
+    }
+}
+
+/// The auth service's answer to a CERT command.
+pub fn on_cert(c: &mut Client, what: CertOp, fingerprint: &str, body: AuthReplyBody) {
+    match (what, body) {
+        (CertOp::Add, AuthReplyBody::Stored) => say(
+            c,
+            format!("Added {fingerprint}: it logs you in with SASL EXTERNAL."),
+        ),
+        (
+            CertOp::Add,
+            AuthReplyBody::Failure {
+                code: AuthError::Taken,
+                ..
+            },
+        ) => say(c, format!("{fingerprint} is another account's.")),
+        (
+            CertOp::Add | CertOp::Del,
+            AuthReplyBody::Failure {
+                code: AuthError::NotFound,
+                ..
+            },
+        ) => say(
+            c,
+            format!("{fingerprint} is not a fingerprint of your account."),
+        ),
+        (CertOp::Del, AuthReplyBody::Stored) => say(c, format!("Removed {fingerprint}.")),
+        (CertOp::List, AuthReplyBody::Certs { fingerprints }) => {
+            if fingerprints.is_empty() {
+                say(c, "No certificate fingerprints.");
+            }
+            for fp in fingerprints {
+                say(c, fp);
+            }
+            say(c, "End of certificate fingerprints.");
+        }
+        _ => say(c, "Accounts are temporarily unavailable, try again later."),
     }
 }
 

@@ -1,4 +1,5 @@
-//! `AUTHENTICATE`: IRCv3 SASL 3.1/3.2 with PLAIN and SCRAM-SHA-256.
+//! `AUTHENTICATE`: IRCv3 SASL 3.1/3.2 with PLAIN, SCRAM-SHA-256 and
+//! EXTERNAL (a TLS client certificate added with NickServ CERT).
 //!
 //! The gateway only frames the exchange (base64, 400-byte chunks, the
 //! numerics); every decision about credentials is the auth service's. SCRAM
@@ -35,6 +36,9 @@ pub enum Sasl {
     Idle,
     /// Collecting the PLAIN response.
     Plain(Reassembly),
+    /// Collecting the EXTERNAL response (an authorization identity, or
+    /// nothing): the credential is the TLS client certificate.
+    External(Reassembly),
     /// Collecting the SCRAM client-first-message.
     ScramFirst(Reassembly),
     /// Collecting the SCRAM client-final-message.
@@ -140,6 +144,13 @@ pub async fn authenticate(c: &mut Client, m: &Message) {
                 c.sasl = Sasl::Plain(data);
             }
         }
+        Sasl::External(mut data) => {
+            if let Some(bytes) = collect(c, &mut data, &arg) {
+                external(c, bytes).await;
+            } else if !failed(&data) {
+                c.sasl = Sasl::External(data);
+            }
+        }
         Sasl::ScramFirst(mut data) => {
             if let Some(bytes) = collect(c, &mut data, &arg) {
                 scram_first(c, bytes).await;
@@ -199,6 +210,12 @@ fn start(c: &mut Client, mechanism: &str) {
     c.sasl = match mechanism.to_ascii_uppercase().as_str() {
         "PLAIN" => Sasl::Plain(Reassembly::default()),
         "SCRAM-SHA-256" => Sasl::ScramFirst(Reassembly::default()),
+        // Without a client certificate there is nothing to offer.
+        "EXTERNAL" if c.security.certfp.is_none() => {
+            fail(c);
+            return;
+        }
+        "EXTERNAL" => Sasl::External(Reassembly::default()),
         _ => {
             c.send(
                 c.num()
@@ -230,6 +247,19 @@ async fn plain(c: &mut Client, bytes: &[u8]) {
         authzid,
         account,
         password,
+    };
+    ask(c, body).await;
+}
+
+async fn external(c: &mut Client, bytes: Vec<u8>) {
+    let (Ok(authzid), Some(fingerprint)) = (String::from_utf8(bytes), c.security.certfp.clone())
+    else {
+        fail(c);
+        return;
+    };
+    let body = AuthRequestBody::External {
+        fingerprint,
+        authzid: (!authzid.is_empty()).then_some(authzid),
     };
     ask(c, body).await;
 }
