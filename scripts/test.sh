@@ -27,10 +27,12 @@ if ! "$VENV/bin/python" -c 'import pytest, pytest_timeout, irc.client, nats, scr
     "$VENV/bin/pip" install -q --disable-pip-version-check \
         'pytest>=8' 'pytest-timeout>=2' 'irc>=20' 'nats-py>=2.6' 'scramp>=1.4' 'psycopg[binary]>=3.1' 'websockets>=13'
 fi
-# A real IRC client (irssi) driven through tmux.
+# Real IRC clients (irssi, WeeChat) driven through tmux.
 missing=()
 command -v irssi >/dev/null 2>&1 || missing+=(irssi)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+# And WeeChat (its curses face), for the TLS + SASL terminal-client test.
+command -v weechat >/dev/null 2>&1 || missing+=(weechat-curses)
 # Node runs real XMPP client libraries (tests/js).
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
