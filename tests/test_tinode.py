@@ -220,6 +220,12 @@ def test_one_to_one_with_an_irc_user_both_ways(platform, tinodes, clients, uniq)
 def test_one_to_one_between_tinode_users_and_to_an_absent_account(platform, tinodes, uniq):
     alice, a_login = new_user(tinodes, platform, uniq, "tu")
     bob, b_login = new_user(tinodes, platform, uniq, "tv", gw=1)
+    # A conversation without messages has no history: 204, not an error.
+    assert alice.call("subscribe", topic="usr" + b_login, data=10)["code"] == 200
+    empty = alice.expect(lambda p: is_ctrl(204, topic="usr" + b_login)(p)
+                         and p["ctrl"].get("params", {}).get("what") == "data", what="204 no data")
+    assert not alice.all(is_ctrl(403, topic="usr" + b_login)), empty
+    assert alice.call("leave", topic="usr" + b_login)["code"] == 200
     assert alice.call("subscribe", topic="usr" + b_login)["code"] == 200
     assert bob.call("subscribe", topic="usr" + a_login)["code"] == 200
     s1 = alice.call("publish", topic="usr" + b_login, text="hi bob")["seq"]
@@ -556,3 +562,38 @@ def test_long_polling_raw(platform):
     assert status == 200
     status, body = lp_post(platform, q)
     assert json.loads(body)["ctrl"]["code"] == 400
+
+
+def test_a_long_poll_abandoned_mid_poll_still_ends_its_session(make_platform, uniq):
+    """A client that vanishes while its poll is pending (the SDK's LP
+    disconnect does that) is idle from then on: after lp_idle_secs its
+    session ends, its sid is refused and its user goes offline."""
+    plat = make_platform(gateways=1, env={"CHAT__TINODE__LP_IDLE_SECS": "2", "CHAT__TINODE__LP_POLL_SECS": "30"})
+    login = uniq("tlp")
+    assert plat.chatctl("account", "create", login, stdin=pw_for(login) + "\n").returncode == 0
+    status, body = lp_post(plat, f"apikey={KEY}")
+    sid = json.loads(body)["ctrl"]["params"]["sid"]
+    q = f"apikey={KEY}&sid={sid}"
+    lp_post(plat, q, json.dumps({"hi": {"id": "1", "ver": "0.25"}}).encode())
+    lp_post(plat, q)  # the {hi} answer
+    secret = b64(f"{login}:{pw_for(login)}")
+    lp_post(plat, q, json.dumps({"login": {"id": "2", "scheme": "basic", "secret": secret}}).encode())
+    c = json.loads(lp_post(plat, q)[1])["ctrl"]
+    assert c["code"] == 200, c
+    irc = plat.connect(0)
+    irc.register(uniq("tw"))
+    irc.send(f"ISON {login}")
+    assert login in (irc.expect(irc.num("303")).text or "").split()
+    # A poll the client gives up on after a second (nothing is queued).
+    with pytest.raises((TimeoutError, urllib.error.URLError, OSError)):
+        lp_post(plat, q, timeout=1)
+    deadline = time.monotonic() + 20
+    while True:
+        irc.send(f"ISON {login}")
+        if login not in (irc.expect(irc.num("303")).text or "").split():
+            break
+        assert time.monotonic() < deadline, "the abandoned long-polling session never ended"
+        time.sleep(0.5)
+    status, body = lp_post(plat, q)
+    assert status == 403 and json.loads(body)["ctrl"]["text"] == "invalid or expired session"
+    irc.close()

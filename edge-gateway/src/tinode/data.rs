@@ -246,6 +246,15 @@ pub fn on_history(c: &mut Conn, f: Fetching, body: HistoryReplyBody) {
             };
             c.reply(ctrl.topic(topic).param("what", "data"));
         }
+        // A one-to-one conversation without messages yet is no
+        // conversation to history: nothing to deliver.
+        HistoryReplyBody::Failure {
+            code: HistoryError::InvalidTarget,
+        } if c.peers.contains_key(topic) => c.reply(
+            wire::ctrl(id, code::NO_CONTENT)
+                .topic(topic)
+                .param("what", "data"),
+        ),
         HistoryReplyBody::Failure {
             code: HistoryError::InvalidTarget,
         } => c.reply(wire::ctrl(id, code::PERMISSION_DENIED).topic(topic)),

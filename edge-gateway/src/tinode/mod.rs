@@ -213,9 +213,14 @@ struct LpSession {
 }
 
 impl LpSession {
-    fn begin(&self) {
+    /// Counts a request as running until the returned guard is dropped,
+    /// whether the request finishes or is abandoned: a client that goes
+    /// away mid-poll makes the server drop the request's future, and its
+    /// session must still start counting as idle (and so end).
+    fn begin(self: &Arc<Self>) -> Running {
         let mut s = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         *s = (Instant::now(), s.1 + 1);
+        Running(self.clone())
     }
 
     fn end(&self) {
@@ -226,6 +231,15 @@ impl LpSession {
     fn idle_for(&self) -> Option<Duration> {
         let s = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         (s.1 == 0).then(|| s.0.elapsed())
+    }
+}
+
+/// A request of a long-polling session in progress (see [`LpSession::begin`]).
+struct Running(Arc<LpSession>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.end();
     }
 }
 
@@ -277,7 +291,7 @@ async fn long_poll(
             error_body(403, "invalid or expired session"),
         );
     };
-    session.begin();
+    let _running = session.begin();
     let response = if body.is_empty() {
         lp_poll(&shared, &sid, &session).await
     } else {
@@ -297,7 +311,6 @@ async fn long_poll(
             StatusCode::OK.into_response()
         }
     };
-    session.end();
     response
 }
 
