@@ -42,6 +42,12 @@ pub struct IrcConfig {
     pub network: String,
     /// Message of the day, lines separated by `\n`; empty sends 422.
     pub motd: String,
+    /// A file whose text is the message of the day (read at start-up;
+    /// replaces `motd`).
+    pub motd_file: String,
+    /// What ADMIN says.
+    pub admin_location: String,
+    pub admin_email: String,
     /// Send PING after this long without input from the client.
     pub ping_interval_secs: u64,
     /// Close the connection if nothing arrives this long after our PING.
@@ -77,6 +83,9 @@ impl Default for IrcConfig {
             server_name: "irc.localhost".into(),
             network: "ChatNet".into(),
             motd: "Welcome to ChatNet.\nBe excellent to each other.".into(),
+            motd_file: String::new(),
+            admin_location: "A chat platform".into(),
+            admin_email: "admin@localhost".into(),
             ping_interval_secs: 90,
             ping_timeout_secs: 60,
             registration_timeout_secs: 30,

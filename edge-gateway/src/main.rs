@@ -68,8 +68,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let cfg: Config =
+    let mut cfg: Config =
         bus::config::load(args.config.as_deref()).context("loading the configuration")?;
+    if !cfg.irc.motd_file.is_empty() {
+        cfg.irc.motd = std::fs::read_to_string(&cfg.irc.motd_file)
+            .with_context(|| format!("reading the MOTD file {}", cfg.irc.motd_file))?;
+    }
     let process = Process::start(&cfg.log, &cfg.admin, &["nats", "amqp"]).await?;
     metrics::describe();
     let shutdown = process.shutdown.clone();

@@ -3,6 +3,7 @@
 pub mod account;
 mod channel;
 pub mod chathistory;
+mod info;
 pub mod messaging;
 mod mode;
 pub mod nickserv;
@@ -66,6 +67,9 @@ pub async fn dispatch(c: &mut Client, m: Message) {
         "MOTD" => query::motd(c),
         "VERSION" => query::version(c),
         "TIME" => query::time(c),
+        "ADMIN" => info::admin(c),
+        "INFO" => info::info(c),
+        "HELP" => info::help(c, &m),
         "AWAY" => user::away(c, &m).await,
         "CHATHISTORY" => chathistory::chathistory(c, &m).await,
         "REDACT" => redact::redact(c, &m).await,
