@@ -1,8 +1,10 @@
-//! The IRC front end: the TCP listener and the protocol modules.
+//! The IRC front end: the TCP listener, the WebSocket route and the
+//! protocol modules.
 //!
 //! The core ([`conn`], [`client`], [`commands`], [`render`]) works on lines;
-//! [`transport`] adapts a byte stream to lines. A WebSocket transport can
-//! be added beside TCP without touching the core.
+//! [`transport`] adapts a byte stream to lines, [`websocket`] WebSocket
+//! messages (IRCv3 `websocket`, at `/irc` on the HTTP port). Both end in
+//! [`serve_client`], so admission, the core and the close are the same.
 
 pub mod auth;
 pub mod caps;
@@ -18,6 +20,7 @@ pub mod render;
 pub mod reservation;
 pub mod transport;
 pub mod validate;
+pub mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,9 +29,10 @@ use std::time::Duration;
 use bus::shutdown::Shutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::gateway::Gateway;
-use transport::{spawn_writer, LineReader};
+use transport::{spawn_writer, LineReader, LineSource};
 
 /// How long a closing connection's writer may take to flush its last lines.
 const WRITER_GRACE: Duration = Duration::from_secs(5);
@@ -72,23 +76,40 @@ fn spawn_connection(
         let (read, write) = stream.into_split();
         let (tx, rx) = mpsc::channel(gw.irc.sendq_lines.max(1));
         let writer = spawn_writer(write, rx);
-        match gw.admit() {
-            Some(guard) => {
-                conn::run(gw.clone(), LineReader::new(read), tx, host, shutdown).await;
-                drop(guard);
-            }
-            None => {
-                let _ = tx
-                    .send(format!(
-                        "ERROR :Closing Link: {host} (Too many connections)"
-                    ))
-                    .await;
-                drop(tx);
-            }
-        }
-        let abort = writer.abort_handle();
-        if tokio::time::timeout(WRITER_GRACE, writer).await.is_err() {
-            abort.abort();
-        }
+        serve_client(gw, LineReader::new(read), tx, writer, host, shutdown).await;
     });
+}
+
+/// Serves one client once its transport's two ends exist: `source` (lines
+/// in) and `tx`, drained by `writer` (lines out). The client is admitted
+/// against `irc.max_connections` (or told the gateway is full), served by
+/// the IRC core until it ends, and then its writer gets [`WRITER_GRACE`]
+/// to deliver the last lines (the `ERROR`) before it is cut off. Every
+/// transport comes through here so that they count, end and drain alike.
+pub(crate) async fn serve_client<S: LineSource>(
+    gw: Arc<Gateway>,
+    source: S,
+    tx: mpsc::Sender<String>,
+    writer: JoinHandle<()>,
+    host: String,
+    shutdown: Shutdown,
+) {
+    match gw.admit() {
+        Some(guard) => {
+            conn::run(gw.clone(), source, tx, host, shutdown).await;
+            drop(guard);
+        }
+        None => {
+            let _ = tx
+                .send(format!(
+                    "ERROR :Closing Link: {host} (Too many connections)"
+                ))
+                .await;
+            drop(tx);
+        }
+    }
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(WRITER_GRACE, writer).await.is_err() {
+        abort.abort();
+    }
 }
