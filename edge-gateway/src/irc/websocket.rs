@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::http::HeaderValue;
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -116,12 +116,24 @@ pub fn routes(gw: Arc<Gateway>, shutdown: Shutdown, drain: mpsc::Sender<()>) -> 
     })
 }
 
+/// The subprotocols a client offers, in its order. Read from the headers
+/// themselves: axum's `requested_protocols` comes sorted, which loses the
+/// client's preference the specification tells us to respect.
+fn offered(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+}
+
 async fn upgrade(
     State(shared): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     mut ws: WebSocketUpgrade,
 ) -> Response {
-    let negotiated = negotiate(ws.requested_protocols().filter_map(|p| p.to_str().ok()));
+    let negotiated = negotiate(offered(&headers));
     if let Some(mode) = negotiated {
         ws.set_selected_protocol(HeaderValue::from_static(mode.subprotocol()));
     }
@@ -284,6 +296,22 @@ mod tests {
         assert_eq!(negotiate(["chat", " binary.ircv3.net"]), Some(Mode::Binary));
         assert_eq!(negotiate(["chat", "xmpp"]), None);
         assert_eq!(negotiate([]), None);
+    }
+
+    #[test]
+    fn offers_are_read_in_header_order() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("text.ircv3.net, binary.ircv3.net"),
+        );
+        h.append(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("x"),
+        );
+        let got: Vec<&str> = offered(&h).map(str::trim).collect();
+        assert_eq!(got, ["text.ircv3.net", "binary.ircv3.net", "x"]);
+        assert_eq!(negotiate(offered(&h)), Some(Mode::Text));
     }
 
     #[test]
