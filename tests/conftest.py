@@ -182,3 +182,21 @@ def tinodes():
     yield make
     for a in opened:
         a.close()
+
+
+@pytest.fixture
+def ircagents():
+    """ircagents(platform, nick, gw=0, transport="tcp"|"ws", subprotocol=None)
+    → a registered IrcAgent (irc-framework), closed after the test."""
+    from harness.ircagent import IrcAgent
+
+    opened = []
+
+    def make(plat, nick: str, gw: int = 0, transport: str = "tcp", subprotocol: str | None = None):
+        a = IrcAgent(plat, nick, gw=gw, transport=transport, subprotocol=subprotocol)
+        opened.append(a)
+        return a
+
+    yield make
+    for a in opened:
+        a.close()

@@ -507,6 +507,7 @@ impl Service {
                 }
             })
             .await?;
+        tracing::debug!(account = %name, known = found.is_some(), matches, "PLAIN checked");
         match found {
             Some(account) if matches => {
                 if account.disabled {

@@ -1,5 +1,6 @@
-//! The client-facing HTTP listener: XMPP over WebSocket (`/xmpp`) and
-//! Tinode (`/v0/channels`, `/v0/channels/lp`) share one port.
+//! The client-facing HTTP listener: XMPP over WebSocket (`/xmpp`), Tinode
+//! (`/v0/channels`, `/v0/channels/lp`) and IRC over WebSocket (`/irc`)
+//! share one port.
 
 use std::net::SocketAddr;
 

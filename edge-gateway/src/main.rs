@@ -1,5 +1,5 @@
-//! edge-gateway: terminates IRC and XMPP-over-WebSocket client connections
-//! and speaks the chat bus.
+//! edge-gateway: terminates IRC (TCP and WebSocket), XMPP-over-WebSocket and
+//! Tinode client connections, and speaks the chat bus.
 //!
 //! Start-up order: admin port, NATS buckets, AMQP (topology, gateway queue
 //! consumer, dispatcher), the client listeners (IRC, HTTP); `/readyz` turns 200 only
@@ -157,6 +157,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("binding the HTTP listener {}", cfg.http.listen))?;
     tracing::info!(addr = %http.local_addr().context("HTTP listener address")?, domain = %cfg.xmpp.domain, "XMPP over WebSocket listening on /xmpp");
     tracing::info!("Tinode listening on /v0/channels and /v0/channels/lp");
+    tracing::info!(
+        path = irc::websocket::PATH,
+        "IRC over WebSocket listening (text.ircv3.net, binary.ircv3.net)"
+    );
     let app = xmpp::routes(
         gw.clone(),
         cfg.xmpp.clone(),
@@ -167,6 +171,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         gw.clone(),
         cfg.tinode.clone(),
         &cfg.nats.prefix,
+        shutdown.clone(),
+        drain_tx.clone(),
+    ))
+    .merge(irc::websocket::routes(
+        gw.clone(),
         shutdown.clone(),
         drain_tx.clone(),
     ));

@@ -25,17 +25,7 @@ class RawClient:
     def __init__(self, host: str, port: int, *, auto_pong: bool = True, label: str = "",
                  tls: "ssl.SSLContext | None" = None):
         self.host, self.port = host, port
-        self.label = label or f"{host}:{port}"
-        self.auto_pong = auto_pong
-        self.nick: str | None = None
-        self.caps: list[str] = []
-        self.burst: list[Line] = []  # registration burst (001 … end of MOTD)
-        self.history: list[Line] = []  # every line ever received
-        self._inbox: list[Line] = []
-        self._cond = threading.Condition()
-        self._closed = False
-        self._count = 0
-        self._send_lock = threading.Lock()
+        self._init_state(label or f"{host}:{port}", auto_pong)
         self.sock = socket.create_connection((host, port), timeout=10)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._tls = tls is not None
@@ -48,6 +38,19 @@ class RawClient:
             self.sock.settimeout(None)
         self._reader = threading.Thread(target=self._read_loop, daemon=True, name=f"raw-{self.label}")
         self._reader.start()
+
+    def _init_state(self, label: str, auto_pong: bool) -> None:
+        self.label = label
+        self.auto_pong = auto_pong
+        self.nick: str | None = None
+        self.caps: list[str] = []
+        self.burst: list[Line] = []  # registration burst (001 … end of MOTD)
+        self.history: list[Line] = []  # every line ever received
+        self._inbox: list[Line] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._count = 0
+        self._send_lock = threading.Lock()
 
     # ------------------------------------------------------------------ I/O
 
@@ -107,6 +110,15 @@ class RawClient:
             self.sock.sendall(data)
 
     def close(self) -> None:
+        if getattr(self, "_tls", False):
+            # Not while the reader is inside recv: its fd number, once
+            # closed, may be the next connection's, whose bytes it would take.
+            with self._send_lock:
+                self._close_socket()
+            return
+        self._close_socket()
+
+    def _close_socket(self) -> None:
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -298,6 +310,71 @@ class RawClient:
             if line.n < end.n and len(line.params) >= 4 and line.params[2].isdigit():
                 got[line.params[1]] = (int(line.params[2]), line.params[3])
         return got
+
+
+class WsRawClient(RawClient):
+    """A RawClient over IRC-over-WebSocket (`/irc`): one WebSocket message
+    per line, no CR LF either way. `send` sends a text message, or a binary
+    one when `binary.ircv3.net` was negotiated; `send_message` sends exactly
+    the str (text) or bytes (binary) it is given. Every message received is
+    kept in `messages` as it arrived (str or bytes), and `close_code` is the
+    server's close status once the connection ended."""
+
+    def __init__(
+        self, url: str, *, subprotocols: Iterable[str] | None = ("text.ircv3.net",),
+        headers: dict[str, str] | None = None, auto_pong: bool = True, label: str = "",
+    ):
+        from websockets.sync.client import connect
+
+        self.url = url
+        self._init_state(label or url, auto_pong)
+        self.messages: list[str | bytes] = []
+        self.close_code: int | None = None
+        # Entered like a context manager (closed by `close`): websockets 17
+        # warns about a connection used without one.
+        self.ws = connect(
+            url, subprotocols=list(subprotocols) if subprotocols else None,
+            additional_headers=headers, open_timeout=10, max_size=None, compression=None,
+        ).__enter__()
+        self.subprotocol = self.ws.subprotocol
+        self._reader = threading.Thread(target=self._read_loop, daemon=True, name=f"ws-{self.label}")
+        self._reader.start()
+
+    def _read_loop(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            while True:
+                msg = self.ws.recv()
+                self.messages.append(msg)
+                text = msg.decode("utf-8", errors="replace") if isinstance(msg, bytes) else msg
+                self._received(text)
+        except (ConnectionClosed, OSError):
+            pass
+        finally:
+            with self._cond:
+                self.close_code = self.ws.close_code
+                self._closed = True
+                self._cond.notify_all()
+
+    def send(self, line: str) -> None:
+        """Sends one line as one message (no CR LF)."""
+        self.send_message(line.encode("utf-8") if self.subprotocol == "binary.ircv3.net" else line)
+
+    def send_raw(self, data: bytes) -> None:
+        """Sends bytes exactly as given, as one message (binary in binary
+        mode, else text)."""
+        self.send_message(data if self.subprotocol == "binary.ircv3.net" else data.decode("utf-8"))
+
+    def send_message(self, data: str | bytes) -> None:
+        with self._send_lock:
+            self.ws.send(data)
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        except Exception:  # noqa: BLE001 - already gone
+            pass
 
 
 def by(nick: str) -> str:

@@ -285,6 +285,15 @@ async fn handle_frame(c: &mut Client, frame: Frame) {
             c.send(c.num().input_too_long());
             return;
         }
+        Frame::NotOneLine => {
+            let fail = Message::new("FAIL")
+                .with_source(c.server())
+                .param("*")
+                .param("INVALID_MESSAGE")
+                .text("Message rejected, a WebSocket message must hold exactly one IRC line");
+            c.send(fail);
+            return;
+        }
         Frame::Line(bytes) => bytes,
     };
     match parse(&bytes) {

@@ -1,8 +1,10 @@
-//! The IRC front end: the TCP and TLS listeners and the protocol modules.
+//! The IRC front end: the TCP and TLS listeners, the WebSocket route and
+//! the protocol modules.
 //!
 //! The core ([`conn`], [`client`], [`commands`], [`render`]) works on lines;
-//! [`transport`] adapts a byte stream to lines. A WebSocket transport can
-//! be added beside TCP without touching the core.
+//! [`transport`] adapts a byte stream to lines, [`websocket`] WebSocket
+//! messages (IRCv3 `websocket`, at `/irc` on the HTTP port). Both end in
+//! [`serve_client`], so admission, the core and the close are the same.
 
 pub mod auth;
 pub mod caps;
@@ -19,6 +21,7 @@ pub mod reservation;
 pub mod tls;
 pub mod transport;
 pub mod validate;
+pub mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,9 +30,10 @@ use std::time::Duration;
 use bus::shutdown::Shutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::gateway::Gateway;
-use transport::{spawn_writer, LineReader};
+use transport::{spawn_writer, LineReader, LineSource};
 
 /// How long a closing connection's writer may take to flush its last lines.
 const WRITER_GRACE: Duration = Duration::from_secs(5);
@@ -99,21 +103,40 @@ pub async fn serve_stream<S>(
     let (read, write) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel(gw.irc.sendq_lines.max(1));
     let writer = spawn_writer(write, rx);
+    let security = conn::Security {
+        tls: link.tls,
+        certfp: link.certfp,
+    };
+    serve_client(
+        gw,
+        LineReader::new(read),
+        tx,
+        writer,
+        host,
+        security,
+        shutdown,
+    )
+    .await;
+}
+
+/// Serves one client once its transport's two ends exist: `source` (lines
+/// in) and `tx`, drained by `writer` (lines out). The client is admitted
+/// against `irc.max_connections` (or told the gateway is full), served by
+/// the IRC core until it ends, and then its writer gets [`WRITER_GRACE`]
+/// to deliver the last lines (the `ERROR`) before it is cut off. Every
+/// transport comes through here so that they count, end and drain alike.
+pub(crate) async fn serve_client<S: LineSource>(
+    gw: Arc<Gateway>,
+    source: S,
+    tx: mpsc::Sender<String>,
+    writer: JoinHandle<()>,
+    host: String,
+    security: conn::Security,
+    shutdown: Shutdown,
+) {
     match gw.admit() {
         Some(guard) => {
-            let security = conn::Security {
-                tls: link.tls,
-                certfp: link.certfp,
-            };
-            conn::run(
-                gw.clone(),
-                LineReader::new(read),
-                tx,
-                host,
-                security,
-                shutdown,
-            )
-            .await;
+            conn::run(gw.clone(), source, tx, host, security, shutdown).await;
             drop(guard);
         }
         None => {

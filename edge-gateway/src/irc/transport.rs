@@ -2,8 +2,8 @@
 //!
 //! The IRC core ([`super::conn`]) only sees a [`LineSource`] (frames in) and
 //! a bounded channel of lines (out, drained by a writer task). Plain TCP is
-//! implemented here; a WebSocket transport only has to provide the same two
-//! ends (one text frame per line).
+//! implemented here; the WebSocket transport ([`super::websocket`]) provides
+//! the same two ends (one WebSocket message per line).
 
 use std::future::Future;
 use std::io;
@@ -22,6 +22,12 @@ pub enum Frame {
     Line(Vec<u8>),
     /// A line longer than any valid message; its bytes were discarded.
     TooLong,
+    /// A message-based transport delivered one message holding a line
+    /// break before its end: the IRCv3 WebSocket specification makes a
+    /// message exactly one line, so the whole message is refused rather
+    /// than split (splitting would run commands the client's library
+    /// never meant as separate lines). A byte stream never yields this.
+    NotOneLine,
 }
 
 /// The inbound half of a transport.

@@ -110,7 +110,7 @@ pub async fn on_sub(c: &mut Conn, sub: Sub) {
             }
             // Only rooms that exist (or existed) are groups: a `{sub}` of
             // a name nobody used is "not found", as in Tinode.
-            let name = match c.gw.registry.room(&room).await {
+            let name = match find_room(c, &room).await {
                 Ok(Some(record)) => record.name,
                 Ok(None) => {
                     c.reply(wire::ctrl(id, code::NOT_FOUND).topic(&topic));
@@ -135,6 +135,27 @@ pub async fn on_sub(c: &mut Conn, sub: Sub) {
         }
         t if t.starts_with("usr") => p2p::on_sub(c, sub).await,
         _ => c.reply(wire::ctrl(id, code::NOT_FOUND).topic(&topic)),
+    }
+}
+
+/// How long a `{sub}` waits for a room record that is not there yet.
+const ROOM_RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The room's record. A room created a moment ago (a group made on another
+/// gateway, whose creator just shared its name) may not be written yet:
+/// the router writes records after the batch that changed them, so a
+/// missing one is looked for again for a moment before it counts as absent.
+async fn find_room(
+    c: &Conn,
+    room: &str,
+) -> Result<Option<bus::schema::RoomRecord>, crate::registry::RegistryError> {
+    let deadline = tokio::time::Instant::now() + ROOM_RECORD_WAIT;
+    loop {
+        match c.gw.registry.room(room).await? {
+            Some(record) => return Ok(Some(record)),
+            None if tokio::time::Instant::now() >= deadline => return Ok(None),
+            None => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
     }
 }
 
