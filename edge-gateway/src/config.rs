@@ -48,6 +48,9 @@ pub struct IrcConfig {
     /// What ADMIN says.
     pub admin_location: String,
     pub admin_email: String,
+    /// IRC operators: name → argon2 PHC hash of the password
+    /// (`chatctl oper hash`); `CHAT__IRC__OPERS__<NAME>` sets one.
+    pub opers: std::collections::HashMap<String, String>,
     /// Send PING after this long without input from the client.
     pub ping_interval_secs: u64,
     /// Close the connection if nothing arrives this long after our PING.
@@ -86,6 +89,7 @@ impl Default for IrcConfig {
             motd_file: String::new(),
             admin_location: "A chat platform".into(),
             admin_email: "admin@localhost".into(),
+            opers: Default::default(),
             ping_interval_secs: 90,
             ping_timeout_secs: 60,
             registration_timeout_secs: 30,

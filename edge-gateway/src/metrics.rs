@@ -29,6 +29,11 @@ pub fn tls_handshake_failed() {
     metrics::counter!("gateway_tls_handshake_failures_total").increment(1);
 }
 
+/// A failed gateway-side authentication (`what`: oper).
+pub fn auth_failure(what: &'static str) {
+    metrics::counter!("gateway_auth_failures_total", "what" => what).increment(1);
+}
+
 pub fn sendq_kill() {
     metrics::counter!("gateway_sendq_kills_total").increment(1);
 }

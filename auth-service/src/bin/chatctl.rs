@@ -35,6 +35,16 @@ enum Command {
     /// Certificates for the gateway's TLS listener.
     #[command(subcommand)]
     Tls(TlsCommand),
+    /// IRC operators.
+    #[command(subcommand)]
+    Oper(OperCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum OperCommand {
+    /// Print the argon2 hash of a password read from standard input, for
+    /// `[irc.opers] <name> = "<hash>"` (or `CHAT__IRC__OPERS__<NAME>`).
+    Hash,
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,7 +185,8 @@ fn account_name(name: &str) -> anyhow::Result<String> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let command = match args.command {
-        Command::Account(command) => command,
+        Command::Account(command) => Some(command),
+        Command::Oper(OperCommand::Hash) => None,
         Command::Tls(TlsCommand::SelfSigned {
             cert,
             key,
@@ -185,6 +196,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let cfg: Config =
         bus::config::load(args.config.as_deref()).context("loading the configuration")?;
+    let command = match command {
+        Some(command) => command,
+        None => {
+            // `oper hash`: no database needed.
+            let password = read_password()?;
+            let hasher = Hasher::new(cfg.auth.argon2_memory_kib, cfg.auth.argon2_iterations)
+                .context("argon2 parameters")?;
+            println!("{}", hasher.hash(&password).context("hashing")?);
+            return Ok(());
+        }
+    };
     // Opened lazily: arguments and passwords are validated first.
     let db = || async {
         Db::open(&cfg.postgres)

@@ -133,6 +133,8 @@ pub struct Client {
     pub session: Option<Registered>,
     pub umode_invisible: bool,
     pub umode_wallops: bool,
+    /// The `[irc.opers]` name this connection OPERed as.
+    pub oper: Option<String>,
     /// Set by QUIT: the reason others see.
     pub quit: Option<String>,
     /// The connection is being closed (ERROR sent): no more notices.
@@ -188,6 +190,7 @@ impl Client {
             session: None,
             umode_invisible: false,
             umode_wallops: false,
+            oper: None,
             quit: None,
             closing: false,
             confirms: FuturesOrdered::new(),

@@ -7,6 +7,7 @@ mod info;
 pub mod messaging;
 mod mode;
 pub mod nickserv;
+mod oper;
 mod query;
 pub mod redact;
 pub mod registration;
@@ -70,6 +71,8 @@ pub async fn dispatch(c: &mut Client, m: Message) {
         "ADMIN" => info::admin(c),
         "INFO" => info::info(c),
         "HELP" => info::help(c, &m),
+        "OPER" => oper::oper(c, &m).await,
+        "KILL" => oper::kill(c, &m).await,
         "AWAY" => user::away(c, &m).await,
         "CHATHISTORY" => chathistory::chathistory(c, &m).await,
         "REDACT" => redact::redact(c, &m).await,

@@ -1,0 +1,122 @@
+//! IRC operators: `OPER` with names and argon2 password hashes from
+//! `[irc.opers]` (made with `chatctl oper hash`), and `KILL`.
+//!
+//! Operator status belongs to the connection (as on every IRC server); it
+//! grants KILL. A kill travels like NickServ GHOST: a `Kill` delivered to
+//! the target's session queue on whichever gateway holds it, so the
+//! target sees `ERROR :Closing Link: … (Killed (…))` and everyone else its
+//! QUIT with that reason.
+
+use bus::schema::{Direct, DirectBody, SCHEMA_VERSION};
+use bus::{new_id, now_ms};
+
+use crate::bus_link::{confirmed, Outcome};
+use crate::irc::client::Client;
+use crate::irc::line::Message;
+use crate::irc::numeric::*;
+use crate::irc::validate::valid_nick;
+
+/// `OPER <name> <password>`.
+pub async fn oper(c: &mut Client, m: &Message) {
+    let [name, password, ..] = m.params.as_slice() else {
+        c.send(c.num().need_more_params("OPER"));
+        return;
+    };
+    let Some(phc) = c.gw.irc.opers.get(&name.to_ascii_lowercase()).cloned() else {
+        c.send(c.num().n(ERR_NOOPERHOST).text("No O-lines for your host"));
+        return;
+    };
+    let password = password.clone();
+    // argon2 is deliberately slow: off the connection's task.
+    let matches = tokio::task::spawn_blocking(move || verify(&password, &phc))
+        .await
+        .unwrap_or(false);
+    if !matches {
+        crate::metrics::auth_failure("oper");
+        c.send(c.num().n(ERR_PASSWDMISMATCH).text("Password incorrect"));
+        return;
+    }
+    c.oper = Some(name.to_ascii_lowercase());
+    tracing::info!(oper = %name, nick = %c.nick(), host = %c.host, "OPER");
+    c.send(c.num().n(RPL_YOUREOPER).text("You are now an IRC operator"));
+    c.send(
+        Message::new("MODE")
+            .with_source(c.source())
+            .param(c.nick())
+            .text("+o"),
+    );
+}
+
+fn verify(password: &str, phc: &str) -> bool {
+    use argon2::{Argon2, PasswordHash, PasswordVerifier};
+    PasswordHash::new(phc)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// `KILL <nick> [:<reason>]`.
+pub async fn kill(c: &mut Client, m: &Message) {
+    let Some(target) = m.params.first().filter(|t| !t.is_empty()).cloned() else {
+        c.send(c.num().need_more_params("KILL"));
+        return;
+    };
+    let Some(oper) = c.oper.clone() else {
+        c.send(
+            c.num()
+                .n(ERR_NOPRIVILEGES)
+                .text("Permission Denied - You're not an IRC operator"),
+        );
+        return;
+    };
+    let reason = m
+        .params
+        .get(1)
+        .filter(|r| !r.is_empty())
+        .cloned()
+        .unwrap_or_else(|| "No reason given".into());
+    let rec = if valid_nick(&target) {
+        c.gw.registry.session_by_nick(&target).await
+    } else {
+        Ok(None)
+    };
+    let rec = match rec {
+        Ok(Some(rec)) => rec,
+        Ok(None) => {
+            c.send(c.num().no_such_nick(&target));
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "KILL lookup failed");
+            c.bus_trouble();
+            return;
+        }
+    };
+    let direct = Direct {
+        v: SCHEMA_VERSION,
+        id: new_id(),
+        at: now_ms(),
+        from: c.actor(),
+        body: DirectBody::Kill {
+            reason: format!("{}: {reason}", c.nick()),
+        },
+    };
+    let outcome = match c.gw.link.publish_direct(&rec.actor.sid, direct).await {
+        Ok(pending) => confirmed(pending).await,
+        Err(_) => Outcome::Failed,
+    };
+    if outcome != Outcome::Confirmed {
+        c.bus_trouble();
+        return;
+    }
+    tracing::info!(%oper, killer = %c.nick(), target = %rec.actor.nick, %reason, "KILL");
+    c.send(
+        Message::new("NOTICE")
+            .with_source(c.server())
+            .param(c.nick())
+            .text(format!("*** Killed {} ({reason})", rec.actor.nick)),
+    );
+}
