@@ -1,13 +1,17 @@
-"""IRC operators (issue 7): OPER against argon2 hashes from the
-configuration (made with `chatctl oper hash`) and KILL across gateways,
-with raw sockets and every error numeric."""
+"""IRC operators and connection limits (issue 7): OPER against argon2
+hashes from the configuration (made with `chatctl oper hash`) and KILL
+across gateways, with raw sockets and every error numeric; connections per
+client address, counted across IRC, IRC over WebSocket and Tinode."""
 
 from __future__ import annotations
 
 import subprocess
+import time
+import urllib.error
+import urllib.request
 
 from harness.platform import bin_dir
-from harness.raw import by, esc
+from harness.raw import WsRawClient, by, esc
 
 
 def oper_hash(password: str) -> str:
@@ -49,3 +53,35 @@ def test_oper_and_kill(make_platform, clients, uniq):
     boss.expect(rf"NOTICE {nick} :\*\*\* Killed {esc(victim.nick)} \(spamming\)$")
     victim.expect(rf"^ERROR :Closing Link: .*Killed \({nick}: spamming\)")
     watcher.expect(by(victim.nick) + rf"QUIT :.*Killed \({nick}: spamming\)")
+
+
+def test_connections_per_address_are_limited_on_every_protocol(make_platform, clients, uniq):
+    """With 127.0.0.1 not exempt and a limit of 3, the fourth connection
+    from it is refused with the protocol's words, whichever protocol the
+    others use; closing one makes room again."""
+    plat = make_platform(gateways=1, env={"CHAT__IRC__MAX_CONNECTIONS_PER_ADDR": "3",
+                                          "CHAT__IRC__CONNECTION_LIMIT_EXEMPT": "192.0.2.1"})
+    held = [clients.user(uniq("cl"), plat=plat) for _ in range(2)]
+    ws = WsRawClient(f"ws://127.0.0.1:{plat.gateway(0).http_port}/irc")
+    ws.register(uniq("cw"))
+    extra = clients.connect(0, plat)
+    extra.expect(r"^ERROR :Closing Link: 127\.0\.0\.1 \(Too many connections from your address\)$")
+    status, body = lp_create(plat)
+    assert status == 503 and "too many connections from your address" in body, (status, body)
+    held[0].send("QUIT :making room")
+    held[0].expect(r"^ERROR ")
+    time.sleep(0.3)
+    again = clients.user(uniq("ca"), plat=plat)
+    again.send("PING :ok")
+    again.expect(r"PONG \S+ :ok$")
+    ws.close()
+
+
+def lp_create(plat):
+    url = f"http://127.0.0.1:{plat.gateway(0).http_port}/v0/channels/lp?apikey=AQEAAAABAAD_rAp4DJh05a1HAwFT3A6K"
+    req = urllib.request.Request(url, data=b"", method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()

@@ -63,6 +63,11 @@ pub struct IrcConfig {
     /// Bound of each client's outbound queue, in lines.
     pub sendq_lines: usize,
     pub max_connections: usize,
+    /// Connections one client address may hold (every protocol counts; 0:
+    /// no limit), except the addresses in `connection_limit_exempt`
+    /// (comma-separated, so that one environment variable can set it).
+    pub max_connections_per_addr: usize,
+    pub connection_limit_exempt: String,
     /// Nicks that are registered account names are kept for their owner:
     /// a session using one without being logged in to it is renamed.
     pub reserve_registered_nicks: bool,
@@ -97,6 +102,9 @@ impl Default for IrcConfig {
             flood_rate: 10,
             sendq_lines: 4096,
             max_connections: 10_000,
+            max_connections_per_addr: 64,
+            // Local clients (tests, a reverse proxy on the same host).
+            connection_limit_exempt: "127.0.0.1,0::1".into(),
             reserve_registered_nicks: false,
             nick_grace_secs: 30,
             chathistory_max: 100,

@@ -27,6 +27,27 @@ pub struct Gateway {
     connections: AtomicUsize,
     /// The most registered sessions this gateway has had at once (265).
     max_sessions: AtomicUsize,
+    /// Open connections per client address.
+    by_addr: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// Why a connection was turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The gateway has `max_connections`.
+    Full,
+    /// The address has `max_connections_per_addr`.
+    TooManyFromAddress,
+}
+
+impl Refused {
+    /// The reason clients are told (IRC's `ERROR :Closing Link` text).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refused::Full => "Too many connections",
+            Refused::TooManyFromAddress => "Too many connections from your address",
+        }
+    }
 }
 
 impl Gateway {
@@ -47,19 +68,58 @@ impl Gateway {
             started: Utc::now(),
             connections: AtomicUsize::new(0),
             max_sessions: AtomicUsize::new(0),
+            by_addr: Default::default(),
         }
     }
 
-    /// Counts a new connection if under `max_connections`; the returned
-    /// guard uncounts it when dropped.
-    pub fn admit(self: &Arc<Self>) -> Option<ConnectionGuard> {
+    /// Counts a new connection from `addr` (the client's address as
+    /// [`crate::irc::validate::host_of`] writes it, whatever the protocol)
+    /// if the gateway is under `max_connections` and the address under
+    /// `max_connections_per_addr` (addresses in `connection_limit_exempt`
+    /// have no limit of their own); the returned guard uncounts it when
+    /// dropped.
+    pub fn admit(self: &Arc<Self>, addr: &str) -> Result<ConnectionGuard, Refused> {
+        let per_addr = self.irc.max_connections_per_addr;
+        let exempt = per_addr == 0
+            || self
+                .irc
+                .connection_limit_exempt
+                .split(',')
+                .any(|a| a.trim() == addr);
+        {
+            let mut by_addr = self.by_addr.lock().unwrap_or_else(|p| p.into_inner());
+            let count = by_addr.entry(addr.to_string()).or_insert(0);
+            if !exempt && *count >= per_addr {
+                if *count == 0 {
+                    by_addr.remove(addr);
+                }
+                crate::metrics::connection_refused("per_address");
+                return Err(Refused::TooManyFromAddress);
+            }
+            *count += 1;
+        }
         let n = self.connections.fetch_add(1, Ordering::SeqCst) + 1;
         if n > self.irc.max_connections {
             self.connections.fetch_sub(1, Ordering::SeqCst);
-            return None;
+            self.release_addr(addr);
+            crate::metrics::connection_refused("full");
+            return Err(Refused::Full);
         }
         crate::metrics::connections(n);
-        Some(ConnectionGuard { gw: self.clone() })
+        Ok(ConnectionGuard {
+            gw: self.clone(),
+            addr: addr.to_string(),
+        })
+    }
+
+    fn release_addr(&self, addr: &str) {
+        let mut by_addr = self.by_addr.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = by_addr.get_mut(addr) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                by_addr.remove(addr);
+            }
+        }
     }
 
     pub fn connections(&self) -> usize {
@@ -76,6 +136,7 @@ impl Gateway {
 /// Keeps a connection counted while alive.
 pub struct ConnectionGuard {
     gw: Arc<Gateway>,
+    addr: String,
 }
 
 impl Drop for ConnectionGuard {
@@ -85,6 +146,7 @@ impl Drop for ConnectionGuard {
             .connections
             .fetch_sub(1, Ordering::SeqCst)
             .saturating_sub(1);
+        self.gw.release_addr(&self.addr);
         crate::metrics::connections(n);
     }
 }

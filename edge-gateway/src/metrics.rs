@@ -34,6 +34,11 @@ pub fn auth_failure(what: &'static str) {
     metrics::counter!("gateway_auth_failures_total", "what" => what).increment(1);
 }
 
+/// A connection turned away (`why`: full, per_address).
+pub fn connection_refused(why: &'static str) {
+    metrics::counter!("gateway_connections_refused_total", "why" => why).increment(1);
+}
+
 pub fn sendq_kill() {
     metrics::counter!("gateway_sendq_kills_total").increment(1);
 }

@@ -134,15 +134,16 @@ pub(crate) async fn serve_client<S: LineSource>(
     security: conn::Security,
     shutdown: Shutdown,
 ) {
-    match gw.admit() {
-        Some(guard) => {
+    match gw.admit(&host) {
+        Ok(guard) => {
             conn::run(gw.clone(), source, tx, host, security, shutdown).await;
             drop(guard);
         }
-        None => {
+        Err(refused) => {
             let _ = tx
                 .send(format!(
-                    "ERROR :Closing Link: {host} (Too many connections)"
+                    "ERROR :Closing Link: {host} ({})",
+                    refused.reason()
                 ))
                 .await;
             drop(tx);

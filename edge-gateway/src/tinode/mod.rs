@@ -144,11 +144,9 @@ async fn upgrade(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    let Some(guard) = shared.gw.admit() else {
-        return json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            error_body(503, "too many connections"),
-        );
+    let guard = match shared.gw.admit(&crate::irc::validate::host_of(peer.ip())) {
+        Ok(guard) => guard,
+        Err(refused) => return too_many(refused),
     };
     ws.max_message_size(HARD_LIMIT)
         .max_frame_size(HARD_LIMIT)
@@ -283,7 +281,7 @@ async fn long_poll(
         return forbidden();
     }
     let Some(sid) = params.sid.clone().filter(|s| !s.is_empty()) else {
-        return lp_create(&shared, peer.ip().to_string()).await;
+        return lp_create(&shared, crate::irc::validate::host_of(peer.ip())).await;
     };
     let Some(session) = shared.lp.get(&sid) else {
         return json_response(
@@ -331,12 +329,18 @@ async fn lp_poll(shared: &Shared, sid: &str, session: &LpSession) -> Response {
     }
 }
 
+/// A connection the gateway turned away: Tinode's 503.
+fn too_many(refused: crate::gateway::Refused) -> Response {
+    json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        error_body(503, &refused.reason().to_ascii_lowercase()),
+    )
+}
+
 async fn lp_create(shared: &Shared, addr: String) -> Response {
-    let Some(guard) = shared.gw.admit() else {
-        return json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            error_body(503, "too many connections"),
-        );
+    let guard = match shared.gw.admit(&addr) {
+        Ok(guard) => guard,
+        Err(refused) => return too_many(refused),
     };
     let lp_sid = format!(
         "{:016x}{:016x}",

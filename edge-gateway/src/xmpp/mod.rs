@@ -118,8 +118,15 @@ async fn upgrade(
         )
             .into_response();
     }
-    let Some(guard) = shared.gw.admit() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n").into_response();
+    let guard = match shared.gw.admit(&crate::irc::validate::host_of(peer.ip())) {
+        Ok(guard) => guard,
+        Err(refused) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{}\n", refused.reason()),
+            )
+                .into_response()
+        }
     };
     // Up to `max_websocket_bytes` a message is read whole, so that one over
     // the stanza limit can be refused with `policy-violation` and a clean
