@@ -43,6 +43,30 @@ pub struct Buckets {
     pub nicks: kv::Store,
     pub rooms: kv::Store,
     pub routers: kv::Store,
+    /// Who used a nick lately (IRC WHOWAS), kept for [`WHOWAS_MAX_AGE`].
+    pub whowas: kv::Store,
+}
+
+/// How long WHOWAS remembers a nick's last users.
+pub const WHOWAS_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// The key of a nick's WHOWAS entries (case-insensitive).
+pub fn whowas_key(nick: &str) -> String {
+    format!("whowas.{}", names::escape(&names::fold(nick)))
+}
+
+/// One former user of a nick.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WhowasEntry {
+    pub nick: String,
+    pub user: String,
+    pub host: String,
+    pub realname: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// The gateway it was on, and when it left the nick (ms).
+    pub server: String,
+    pub at: i64,
 }
 
 /// The key of a session record: its sid.
@@ -126,6 +150,7 @@ pub async fn open(cfg: &NatsConfig, session_ttl: Duration) -> Result<Buckets, Kv
         nicks: open("nicks", session_ttl).await?,
         rooms: open("rooms", Duration::ZERO).await?,
         routers: open("routers", Duration::ZERO).await?,
+        whowas: open("whowas", WHOWAS_MAX_AGE).await?,
         client,
         prefix: cfg.prefix.clone(),
     })

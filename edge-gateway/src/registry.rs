@@ -16,6 +16,8 @@ use crate::census::Census;
 
 /// Parallel lookups when fetching many records (LIST, WHOIS channels).
 const FETCH_CONCURRENCY: usize = 32;
+/// WHOWAS entries kept per nick.
+pub const WHOWAS_PER_NICK: usize = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -53,6 +55,48 @@ impl Registry {
     /// The deployment's NATS prefix (of its buckets and signal subjects).
     pub fn prefix(&self) -> &str {
         &self.buckets.prefix
+    }
+
+    /// Remembers that `entry.nick` was used as described (IRC WHOWAS): the
+    /// newest [`WHOWAS_PER_NICK`] per nick, updated with compare-and-set
+    /// so that two gateways recording at once both land.
+    pub async fn record_whowas(&self, entry: kv::WhowasEntry) -> Result<(), RegistryError> {
+        let key = kv::whowas_key(&entry.nick);
+        let store = &self.buckets.whowas;
+        for _ in 0..5 {
+            let current = store
+                .entry(key.as_str())
+                .await
+                .map_err(|e| kv_err("get whowas")(e.to_string()))?;
+            let (mut list, revision) = match &current {
+                Some(e) if e.operation == async_nats::jetstream::kv::Operation::Put => (
+                    serde_json::from_slice::<Vec<kv::WhowasEntry>>(&e.value).unwrap_or_default(),
+                    Some(e.revision),
+                ),
+                Some(e) => (Vec::new(), Some(e.revision)),
+                None => (Vec::new(), None),
+            };
+            list.insert(0, entry.clone());
+            list.truncate(WHOWAS_PER_NICK);
+            let value = serde_json::to_vec(&list).unwrap_or_default();
+            let written = match revision {
+                Some(rev) => store.update(key.as_str(), value.into(), rev).await.is_ok(),
+                None => store.create(key.as_str(), value.into()).await.is_ok(),
+            };
+            if written {
+                return Ok(());
+            }
+        }
+        Err(kv_err("put whowas")("kept changing under us".into()))
+    }
+
+    /// Who used `nick` lately, newest first.
+    pub async fn whowas(&self, nick: &str) -> Result<Vec<kv::WhowasEntry>, RegistryError> {
+        Ok(
+            get_json(&self.buckets.whowas, kv::whowas_key(nick), "get whowas")
+                .await?
+                .unwrap_or_default(),
+        )
     }
 
     /// Tells listeners that a session of `account` started or ended (best

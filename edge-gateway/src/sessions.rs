@@ -247,6 +247,24 @@ pub async fn end(gw: &crate::gateway::Gateway, shared: &SessionShared) {
     if let Some(account) = &st.record.actor.account {
         gw.registry.signal_presence(account, sid, false).await;
     }
+    remember(gw, &st.record.actor).await;
+}
+
+/// Records for WHOWAS that `actor` stops using its nick (it quits, or
+/// changes nick).
+pub async fn remember(gw: &crate::gateway::Gateway, actor: &bus::schema::Actor) {
+    let entry = bus::kv::WhowasEntry {
+        nick: actor.nick.clone(),
+        user: actor.user.clone(),
+        host: actor.host.clone(),
+        realname: actor.realname.clone(),
+        account: actor.account.clone(),
+        server: gw.irc.server_name.clone(),
+        at: bus::now_ms(),
+    };
+    if let Err(e) = gw.registry.record_whowas(entry).await {
+        tracing::debug!(error = %e, "recording WHOWAS failed");
+    }
 }
 
 /// Nick candidates tried for one account's session: `alice`, `alice|2` …

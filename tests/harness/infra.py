@@ -18,7 +18,7 @@ import threading
 NATS_URL = "nats://127.0.0.1:4222"
 AMQP_HOST = "127.0.0.1:5672"
 PG_SERVER = "postgres://postgres@127.0.0.1:5432"
-BUCKETS = ("sessions", "nicks", "rooms", "routers")
+BUCKETS = ("sessions", "nicks", "rooms", "routers", "whowas")
 # Ports a `make up` may be using: never hand them out.
 RESERVED_PORTS = {6667, 9100, 9101}
 

@@ -13,6 +13,7 @@ pub mod redact;
 pub mod registration;
 pub mod sasl;
 pub mod user;
+mod whowas;
 
 use super::client::Client;
 use super::line::Message;
@@ -62,6 +63,7 @@ pub async fn dispatch(c: &mut Client, m: Message) {
         "MODE" => mode::mode(c, &m).await,
         "WHO" => query::who(c, &m).await,
         "WHOIS" => query::whois(c, &m).await,
+        "WHOWAS" => whowas::whowas(c, &m).await,
         "ISON" => query::ison(c, &m).await,
         "USERHOST" => query::userhost(c, &m).await,
         "LUSERS" => query::lusers(c),

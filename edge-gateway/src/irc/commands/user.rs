@@ -81,6 +81,9 @@ pub async fn nick(c: &mut Client, m: &Message) {
                 }
             }
         }
+        if fold(&new) != fold(&old) {
+            crate::sessions::remember(&gw, &st.record.actor).await;
+        }
         st.record.actor.nick = new.clone();
         if let Err(e) = gw.registry.put_session(&st.record).await {
             tracing::warn!(error = %e, "updating the session record failed");
