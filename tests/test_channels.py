@@ -141,6 +141,32 @@ def test_list_shows_count_and_topic(clients, uniq):
         time.sleep(0.2)
 
 
+def test_list_filters_by_masks_users_and_times(clients, uniq):
+    """ELIST=CMNTU: masks and negated masks, user counts, creation and
+    topic times (minutes ago)."""
+    tag = uniq("el")
+    a = clients.user(uniq("ea"))
+    for name in ("alpha", "beta", "gamma"):
+        a.join(f"#{tag}{name}")
+    a.send(f"TOPIC #{tag}beta :a topic")
+    a.expect(rf"TOPIC #{tag}beta :a topic$")
+    b = clients.user(uniq("eb"), gw=1)
+    b.join(f"#{tag}gamma")
+    isupport = " ".join(ln.raw for ln in a.burst if " 005 " in ln.raw)
+    assert "ELIST=CMNTU" in isupport, isupport
+    deadline = time.monotonic() + 5
+    while True:
+        got = set(a.list_channels(args=f"*{tag}*,!*beta"))
+        if got == {f"#{tag}alpha", f"#{tag}gamma"}:
+            break
+        assert time.monotonic() < deadline, got
+        time.sleep(0.2)
+    assert set(a.list_channels(args=f"*{tag}*,>1")) == {f"#{tag}gamma"}
+    assert set(a.list_channels(args=f"*{tag}*,C<10")) == {f"#{tag}{n}" for n in ("alpha", "beta", "gamma")}
+    assert set(a.list_channels(args=f"*{tag}*,C>10")) == set()
+    assert set(a.list_channels(args=f"*{tag}*,T<10")) == {f"#{tag}beta"}
+
+
 def test_kick(clients, uniq):
     op, victim, other, bystander = uniq("kop"), uniq("kvi"), uniq("kot"), uniq("kby")
     chan = "#" + uniq("kick")

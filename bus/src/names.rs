@@ -67,6 +67,36 @@ pub fn partition_of(target: &str, partitions: u16) -> u16 {
     (hash % u64::from(partitions.max(1))) as u16
 }
 
+/// Whether `subject` matches the glob `mask` (ASCII case-insensitive).
+///
+/// Iterative with single-star backtracking: linear in practice and at worst
+/// `O(len(mask) × len(subject))`, so a hostile mask cannot blow up a
+/// router partition or a LIST the way a naive recursive matcher could.
+pub fn glob_matches(mask: &str, subject: &str) -> bool {
+    let p = mask.as_bytes();
+    let s = subject.as_bytes();
+    let (mut pi, mut si) = (0usize, 0usize);
+    // Position after the last `*` seen, and the subject position it was tried at.
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() && (p[pi] == b'?' || p[pi].eq_ignore_ascii_case(&s[si])) {
+            pi += 1;
+            si += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            pi += 1;
+            star = Some((pi, si));
+        } else if let Some((after_star, tried)) = star {
+            // Let the last star absorb one more character and retry.
+            pi = after_star;
+            si = tried + 1;
+            star = Some((after_star, si));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&b| b == b'*')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -299,11 +299,11 @@ class RawClient:
         lines = self.collect(pat353, 10**6, 0)
         return [entry for line in lines if line.n < end.n for entry in (line.text or "").split()]
 
-    def list_channels(self, timeout: float = DEFAULT_TIMEOUT) -> dict[str, tuple[int, str]]:
-        """LIST → {channel: (user count, text)} from the 322 lines before 323."""
+    def list_channels(self, timeout: float = DEFAULT_TIMEOUT, args: str = "") -> dict[str, tuple[int, str]]:
+        """LIST [args] → {channel: (user count, text)} from the 322 lines before 323."""
         self.collect(self.num("322"), 10**6, 0)
         self.collect(self.num("323"), 10**6, 0)
-        self.send("LIST")
+        self.send(f"LIST {args}".strip())
         end = self.expect(self.num("323"), timeout)
         got = {}
         for line in self.collect(self.num("322"), 10**6, 0):

@@ -24,7 +24,7 @@ pub fn tokens(network: &str, chathistory_max: u32) -> Vec<String> {
         format!("CHANNELLEN={CHANNELLEN}"),
         "CHANTYPES=#".into(),
         format!("CHATHISTORY={chathistory_max}"),
-        "ELIST=U".into(),
+        "ELIST=CMNTU".into(),
         "EXTBAN=$,a".into(),
         "HOSTLEN=64".into(),
         format!("KICKLEN={KICKLEN}"),

@@ -6,7 +6,7 @@
 //! dispatcher. LIST reads the rooms bucket; INVITE resolves the target in
 //! the sessions bucket.
 
-use bus::names::fold;
+use bus::names::{fold, glob_matches};
 use bus::schema::{IntentBody, RoomRecord};
 
 use super::split_list;
@@ -129,12 +129,20 @@ pub async fn names(c: &mut Client, m: &Message) {
     .await;
 }
 
-/// A LIST filter (ELIST=U: user count bounds).
+/// A LIST filter, ELIST=CMNTU: user counts (`>n`, `<n`), channel masks
+/// (`*ops*`) and negated masks (`!*test*`), creation time and topic time in
+/// minutes ago (`C<n` created less than n minutes ago, `C>n` more; `T<n`,
+/// `T>n` for the topic), or plain channel names.
 #[derive(Debug, Default, PartialEq)]
 struct ListFilter {
     rooms: Vec<String>,
     min_users: Option<usize>,
     max_users: Option<usize>,
+    masks: Vec<String>,
+    not_masks: Vec<String>,
+    /// Minutes ago: (younger than, older than).
+    created: (Option<i64>, Option<i64>),
+    topic_set: (Option<i64>, Option<i64>),
 }
 
 fn parse_list_filter(arg: Option<&String>) -> ListFilter {
@@ -143,10 +151,23 @@ fn parse_list_filter(arg: Option<&String>) -> ListFilter {
         .map(|a| a.split(',').collect::<Vec<_>>())
         .unwrap_or_default()
     {
+        let minutes = |rest: &str| rest.parse::<i64>().ok();
         if let Some(n) = item.strip_prefix('>').and_then(|n| n.parse().ok()) {
             f.min_users = Some(n);
         } else if let Some(n) = item.strip_prefix('<').and_then(|n| n.parse().ok()) {
             f.max_users = Some(n);
+        } else if let Some(n) = item.strip_prefix("C<").and_then(minutes) {
+            f.created.0 = Some(n);
+        } else if let Some(n) = item.strip_prefix("C>").and_then(minutes) {
+            f.created.1 = Some(n);
+        } else if let Some(n) = item.strip_prefix("T<").and_then(minutes) {
+            f.topic_set.0 = Some(n);
+        } else if let Some(n) = item.strip_prefix("T>").and_then(minutes) {
+            f.topic_set.1 = Some(n);
+        } else if let Some(mask) = item.strip_prefix('!').filter(|m| !m.is_empty()) {
+            f.not_masks.push(mask.to_string());
+        } else if item.contains(['*', '?']) {
+            f.masks.push(item.to_string());
         } else if valid_channel(item) {
             f.rooms.push(fold(room_of(item)));
         }
@@ -155,8 +176,23 @@ fn parse_list_filter(arg: Option<&String>) -> ListFilter {
 }
 
 impl ListFilter {
-    fn accepts(&self, users: usize) -> bool {
-        self.min_users.is_none_or(|min| users > min) && self.max_users.is_none_or(|max| users < max)
+    fn accepts(&self, r: &RoomRecord, now_ms: i64) -> bool {
+        let users = r.members.len();
+        let name = channel_of(&r.name);
+        let ago = |at_ms: i64| (now_ms - at_ms) / 60_000;
+        let within = |(younger, older): (Option<i64>, Option<i64>), at_ms: Option<i64>| {
+            if younger.is_none() && older.is_none() {
+                return true;
+            }
+            let Some(at) = at_ms else { return false };
+            younger.is_none_or(|n| ago(at) < n) && older.is_none_or(|n| ago(at) > n)
+        };
+        self.min_users.is_none_or(|min| users > min)
+            && self.max_users.is_none_or(|max| users < max)
+            && (self.masks.is_empty() || self.masks.iter().any(|m| glob_matches(m, &name)))
+            && !self.not_masks.iter().any(|m| glob_matches(m, &name))
+            && within(self.created, Some(r.created_at))
+            && within(self.topic_set, r.topic.as_ref().map(|t| t.set_at))
     }
 }
 
@@ -201,6 +237,7 @@ pub async fn list(c: &mut Client, m: &Message) {
         }
     };
     records.sort_by(|a, b| a.room.cmp(&b.room));
+    let now = bus::now_ms();
     c.send(
         c.num()
             .n(RPL_LISTSTART)
@@ -211,7 +248,7 @@ pub async fn list(c: &mut Client, m: &Message) {
         if r.modes.secret && !c.in_room(&r.room) {
             continue;
         }
-        if !filter.accepts(r.members.len()) {
+        if !filter.accepts(r, now) {
             continue;
         }
         let line = c
@@ -300,11 +337,53 @@ pub async fn invite(c: &mut Client, m: &Message) {
 mod tests {
     use super::*;
 
+    /// A record of room `name` with `users` members, created and topic set
+    /// that many minutes before `NOW`.
+    fn room(name: &str, users: usize, created_ago: i64, topic_ago: Option<i64>) -> RoomRecord {
+        let member = |n: usize| {
+            serde_json::json!({"actor": {"sid": format!("s{n}"), "gateway": "g", "nick": format!("n{n}"),
+                "user": "u", "host": "h", "realname": "r"}, "op": false, "voice": false, "joined_at": 0})
+        };
+        let topic = topic_ago
+            .map(|m| serde_json::json!({"text": "t", "set_by": "x", "set_at": NOW - m * 60_000}));
+        serde_json::from_value(serde_json::json!({
+            "room": name, "name": name, "created_at": NOW - created_ago * 60_000, "seq": 1,
+            "topic": topic, "modes": {"invite_only": false, "moderated": false, "no_external": true,
+                "secret": false, "topic_ops": true},
+            "members": (0..users).map(member).collect::<Vec<_>>(),
+        }))
+        .unwrap()
+    }
+
+    const NOW: i64 = 1_800_000_000_000;
+
     #[test]
     fn list_filters() {
         let f = parse_list_filter(Some(&"#A,>2,<10,junk".to_string()));
         assert_eq!(f.rooms, vec!["a"]);
-        assert!(f.accepts(3) && !f.accepts(2) && !f.accepts(10));
-        assert!(parse_list_filter(None).accepts(0));
+        assert!(f.accepts(&room("a", 3, 0, None), NOW));
+        assert!(!f.accepts(&room("a", 2, 0, None), NOW));
+        assert!(!f.accepts(&room("a", 10, 0, None), NOW));
+        assert!(parse_list_filter(None).accepts(&room("a", 0, 0, None), NOW));
+
+        let masks = parse_list_filter(Some(&"*ops*,!*test*".to_string()));
+        assert!(masks.accepts(&room("devops", 1, 0, None), NOW));
+        assert!(!masks.accepts(&room("opstest", 1, 0, None), NOW));
+        assert!(!masks.accepts(&room("lobby", 1, 0, None), NOW));
+
+        let times = parse_list_filter(Some(&"C<60,T>5".to_string()));
+        assert!(times.accepts(&room("a", 1, 30, Some(10)), NOW));
+        assert!(
+            !times.accepts(&room("a", 1, 90, Some(10)), NOW),
+            "created too long ago"
+        );
+        assert!(
+            !times.accepts(&room("a", 1, 30, Some(1)), NOW),
+            "topic too recent"
+        );
+        assert!(
+            !times.accepts(&room("a", 1, 30, None), NOW),
+            "no topic at all"
+        );
     }
 }
