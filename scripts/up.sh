@@ -104,7 +104,7 @@ wait_ready edge-gateway "$GATEWAY_ADMIN"
 cat <<EOF
 chat platform is up.
   IRC:           irc://127.0.0.1:6667   (e.g. irssi -c 127.0.0.1 -p 6667 -n alice)
-  IRC over TLS:  ircs://127.0.0.1:6697  (self-signed: $TLS_CERT; irssi -c 127.0.0.1 -p 6697 -tls -tls_cafile $TLS_CERT)
+  IRC over TLS:  ircs://localhost:6697  (self-signed: $TLS_CERT; irssi -c localhost -p 6697 -tls -tls_cafile $TLS_CERT)
   XMPP:          ws://127.0.0.1:8080/xmpp (RFC 7395, domain localhost; rooms at conference.localhost)
   Tinode:        ws://127.0.0.1:8080/v0/channels (and /v0/channels/lp; API key AQEAAAABAAD_rAp4DJh05a1HAwFT3A6K)
   gateway admin: http://$GATEWAY_ADMIN/healthz  /readyz  /metrics

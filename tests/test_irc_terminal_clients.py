@@ -55,6 +55,19 @@ def history_then_chat(raw, chan: str, nick: str, tmux: Tmux, before: list[str]) 
     tmux.wait_screen(f"hello {nick}, from a raw socket")
 
 
+def reconnect_then_quit(raw, chan: str, nick: str, tmux: Tmux) -> None:
+    """/reconnect: the same account comes back over TLS, rejoins and
+    chats; then /quit."""
+    tmux.keys("/reconnect", "Enter")
+    raw.expect(by(nick) + r"QUIT ", timeout=15)
+    raw.expect(by(nick) + rf"JOIN :?{esc(chan)}", timeout=30)
+    wait_online(raw, nick, tmux)
+    tmux.keys("back again", "Enter")
+    raw.expect(by(nick) + rf"PRIVMSG {esc(chan)} :back again$", timeout=10)
+    tmux.keys("/quit done", "Enter")
+    raw.expect(by(nick) + r"QUIT :.*done", timeout=10)
+
+
 @pytest.mark.timeout(120)
 def test_irssi_over_tls_with_sasl_history_and_reconnect(make_platform, clients, uniq, tmp_path):
     assert shutil.which("irssi") and shutil.which("tmux"), "irssi/tmux missing (scripts/test.sh installs them)"
@@ -90,15 +103,7 @@ settings = {{
         wait_online(raw, name, tmux)
         tmux.keys(f"/join {chan}", "Enter")
         history_then_chat(raw, chan, name, tmux, before)
-        # Reconnect: the same account comes back over TLS and rejoins.
-        tmux.keys("/reconnect", "Enter")
-        raw.expect(by(name) + r"QUIT ", timeout=15)
-        raw.expect(by(name) + rf"JOIN :?{esc(chan)}", timeout=30)
-        wait_online(raw, name, tmux)
-        tmux.keys("back again", "Enter")
-        raw.expect(by(name) + rf"PRIVMSG {esc(chan)} :back again$", timeout=10)
-        tmux.keys("/quit done", "Enter")
-        raw.expect(by(name) + r"QUIT :.*done", timeout=10)
+        reconnect_then_quit(raw, chan, name, tmux)
     finally:
         tmux.kill()
 
@@ -143,13 +148,6 @@ def test_weechat_over_tls_with_sasl_history_and_reconnect(make_platform, clients
     try:
         wait_online(raw, name, tmux)
         history_then_chat(raw, chan, name, tmux, before)
-        tmux.keys("/reconnect", "Enter")
-        raw.expect(by(name) + r"QUIT ", timeout=15)
-        raw.expect(by(name) + rf"JOIN :?{esc(chan)}", timeout=30)
-        wait_online(raw, name, tmux)
-        tmux.keys("back again", "Enter")
-        raw.expect(by(name) + rf"PRIVMSG {esc(chan)} :back again$", timeout=10)
-        tmux.keys("/quit done", "Enter")
-        raw.expect(by(name) + r"QUIT :.*done", timeout=10)
+        reconnect_then_quit(raw, chan, name, tmux)
     finally:
         tmux.kill()

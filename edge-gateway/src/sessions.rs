@@ -383,6 +383,30 @@ pub async fn member_change_everywhere(
     }
 }
 
+/// Ends the session `sid` wherever it is (NickServ GHOST, KILL): a `Kill`
+/// to its session queue, which its gateway turns into `Killed (<reason>)`.
+/// Whether the broker took it.
+pub async fn kill_remote(
+    gw: &crate::gateway::Gateway,
+    from: &bus::schema::Actor,
+    sid: &str,
+    reason: String,
+) -> bool {
+    let direct = bus::schema::Direct {
+        v: bus::schema::SCHEMA_VERSION,
+        id: bus::new_id(),
+        at: bus::now_ms(),
+        from: from.clone(),
+        body: bus::schema::DirectBody::Kill { reason },
+    };
+    match gw.link.publish_direct(sid, direct).await {
+        Ok(pending) => {
+            crate::bus_link::confirmed(pending).await == crate::bus_link::Outcome::Confirmed
+        }
+        Err(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

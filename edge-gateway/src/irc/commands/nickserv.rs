@@ -3,11 +3,9 @@
 //! answers are NOTICEs from `NickServ!NickServ@services.`.
 
 use bus::names::fold;
-use bus::schema::{AuthError, AuthReplyBody, AuthRequestBody, Direct, DirectBody, SCHEMA_VERSION};
-use bus::{new_id, now_ms};
+use bus::schema::{AuthError, AuthReplyBody, AuthRequestBody};
 
 use super::account;
-use crate::bus_link::{confirmed, Outcome};
 use crate::irc::auth::{self, CertOp, Purpose, Via};
 use crate::irc::client::Client;
 use crate::irc::line::Message;
@@ -224,20 +222,9 @@ async fn ghost(c: &mut Client, nick: &str) {
         say(c, format!("{nick} is not logged in as your account."));
         return;
     }
-    let direct = Direct {
-        v: SCHEMA_VERSION,
-        id: new_id(),
-        at: now_ms(),
-        from: c.actor(),
-        body: DirectBody::Kill {
-            reason: format!("Ghosted by {}", c.nick()),
-        },
-    };
-    let outcome = match c.gw.link.publish_direct(&rec.actor.sid, direct).await {
-        Ok(pending) => confirmed(pending).await,
-        Err(_) => Outcome::Failed,
-    };
-    if outcome == Outcome::Confirmed {
+    let reason = format!("Ghosted by {}", c.nick());
+    let killed = crate::sessions::kill_remote(&c.gw, &c.actor(), &rec.actor.sid, reason).await;
+    if killed {
         say(c, format!("{} has been ghosted.", rec.actor.nick));
     } else {
         say(c, format!("Could not ghost {nick}, try again."));

@@ -7,10 +7,6 @@
 //! target sees `ERROR :Closing Link: … (Killed (…))` and everyone else its
 //! QUIT with that reason.
 
-use bus::schema::{Direct, DirectBody, SCHEMA_VERSION};
-use bus::{new_id, now_ms};
-
-use crate::bus_link::{confirmed, Outcome};
 use crate::irc::client::Client;
 use crate::irc::line::Message;
 use crate::irc::numeric::*;
@@ -95,20 +91,8 @@ pub async fn kill(c: &mut Client, m: &Message) {
             return;
         }
     };
-    let direct = Direct {
-        v: SCHEMA_VERSION,
-        id: new_id(),
-        at: now_ms(),
-        from: c.actor(),
-        body: DirectBody::Kill {
-            reason: format!("{}: {reason}", c.nick()),
-        },
-    };
-    let outcome = match c.gw.link.publish_direct(&rec.actor.sid, direct).await {
-        Ok(pending) => confirmed(pending).await,
-        Err(_) => Outcome::Failed,
-    };
-    if outcome != Outcome::Confirmed {
+    let reason_for = format!("{}: {reason}", c.nick());
+    if !crate::sessions::kill_remote(&c.gw, &c.actor(), &rec.actor.sid, reason_for).await {
         c.bus_trouble();
         return;
     }
