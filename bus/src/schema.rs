@@ -271,6 +271,9 @@ pub enum MemberChange {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         account: Option<String>,
     },
+    /// The member's realname is now `realname` (IRCv3 `SETNAME`), so that
+    /// WHO in the room and every gateway's members learn it.
+    Realname { realname: String },
 }
 
 // ---------------------------------------------------------------------------
@@ -346,6 +349,16 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         account: Option<String>,
         event: String,
+    },
+    /// `actor` changed its realname; `event` is shared across rooms (IRC
+    /// `setname`). Not kept in history: like away, it is a state.
+    Realname { realname: String, event: String },
+    /// `actor` invited `target_nick` (not a member). The target itself is
+    /// told by a [`DirectBody::Invite`]; this event is for the members, on
+    /// every gateway (IRC `invite-notify`). Not kept in history.
+    Invite {
+        target_sid: String,
+        target_nick: String,
     },
     /// The topic was set (empty string: cleared).
     Topic { topic: String },

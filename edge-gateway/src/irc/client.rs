@@ -21,6 +21,7 @@ use super::caps::CapSet;
 use super::commands::messaging;
 use super::commands::redact::{self, Redacting};
 use super::commands::sasl::Sasl;
+use super::commands::user;
 use super::history::{self, HistoryState};
 use super::line::Message;
 use super::numeric::Numerics;
@@ -229,6 +230,18 @@ impl Client {
         self.out.send(m.to_wire());
     }
 
+    /// An IRCv3 standard reply `FAIL <command> <code> [<context>…] :<text>`.
+    pub fn fail(&self, command: &str, code: &str, context: &[&str], text: &str) {
+        let mut m = Message::new("FAIL")
+            .with_source(self.server())
+            .param(command)
+            .param(code);
+        for p in context {
+            m = m.param(*p);
+        }
+        self.send(m.text(text));
+    }
+
     pub fn send_all(&self, msgs: impl IntoIterator<Item = Message>) {
         for m in msgs {
             self.send(m);
@@ -419,6 +432,7 @@ impl Client {
             EventBody::Quit { event, .. }
             | EventBody::Nick { event, .. }
             | EventBody::Away { event, .. }
+            | EventBody::Realname { event, .. }
             | EventBody::Account { event, .. } => Some(event),
             _ => None,
         };
@@ -456,6 +470,9 @@ impl Client {
         if changed {
             let names: Vec<String> = s.rooms.values().cloned().collect();
             self.update_record(|r| r.rooms = names).await;
+        }
+        if changed && mine && matches!(ev.body, EventBody::Join) {
+            user::away_after_join(self, &ev.room).await;
         }
     }
 

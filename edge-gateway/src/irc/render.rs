@@ -209,8 +209,25 @@ fn event_lines(ev: &EventRef, v: &View, mode: Mode) -> Vec<Message> {
         // We told our own client directly when it changed nick.
         EventBody::Nick { .. } if mine => return Vec::new(),
         EventBody::Nick { new, .. } => base("NICK").param(new.as_str()),
-        // away-notify is a later issue.
-        EventBody::Away { .. } => return Vec::new(),
+        // away-notify, realname (setname) and invite-notify describe a state
+        // or a notice at a moment: history does not replay them. The actor
+        // was answered directly (305/306, its own SETNAME; 341 for INVITE).
+        EventBody::Away { .. } | EventBody::Realname { .. } | EventBody::Invite { .. }
+            if mode != Mode::Live || mine =>
+        {
+            return Vec::new()
+        }
+        EventBody::Away { .. } if !v.caps.has(Cap::AwayNotify) => return Vec::new(),
+        EventBody::Away {
+            message: Some(m), ..
+        } => base("AWAY").text(m.as_str()),
+        EventBody::Away { message: None, .. } => base("AWAY"),
+        EventBody::Realname { .. } if !v.caps.has(Cap::Setname) => return Vec::new(),
+        EventBody::Realname { realname, .. } => base("SETNAME").text(realname.as_str()),
+        EventBody::Invite { .. } if !v.caps.has(Cap::InviteNotify) => return Vec::new(),
+        EventBody::Invite { target_nick, .. } => base("INVITE")
+            .param(target_nick.as_str())
+            .param(chan.as_str()),
         // History does not replay account changes: they describe a state
         // at a moment, not something said or done in the room.
         EventBody::Account { .. } if mode != Mode::Live => return Vec::new(),
@@ -895,7 +912,46 @@ mod tests {
             message: Some("x".into()),
             event: "e".into(),
         };
-        assert!(event(&ev("bob", "bob", away), &v).is_empty());
+        assert!(event(&ev("bob", "bob", away.clone()), &v).is_empty());
+    }
+
+    #[test]
+    fn away_setname_and_invite_notify_need_their_caps() {
+        let v = view(&[Cap::AwayNotify, Cap::Setname, Cap::InviteNotify]);
+        let away = EventBody::Away {
+            message: Some("gone fishing".into()),
+            event: "e".into(),
+        };
+        let back = EventBody::Away {
+            message: None,
+            event: "e".into(),
+        };
+        let realname = EventBody::Realname {
+            realname: "Bob B".into(),
+            event: "e".into(),
+        };
+        let invite = EventBody::Invite {
+            target_sid: "s9".into(),
+            target_nick: "carol".into(),
+        };
+        let all = [away, back, realname, invite];
+        let shown: Vec<String> = all
+            .iter()
+            .flat_map(|b| wire(event(&ev("bob", "bob", b.clone()), &v)))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                ":bob!~u@h AWAY :gone fishing",
+                ":bob!~u@h AWAY",
+                ":bob!~u@h SETNAME :Bob B",
+                ":bob!~u@h INVITE carol #Ops",
+            ]
+        );
+        for b in &all {
+            assert!(event(&ev("bob", "bob", b.clone()), &view(&[])).is_empty());
+            assert!(event(&ev("me", "alice", b.clone()), &v).is_empty(), "{b:?}");
+        }
     }
 
     #[test]

@@ -54,7 +54,7 @@ const HELP: &[Topic] = &[
         lines: &[
             "Commands: ADMIN AUTHENTICATE AWAY CAP CHATHISTORY HELP INFO INVITE ISON",
             "JOIN KICK LIST LUSERS MODE MOTD NAMES NICK NOTICE PART PING PRIVMSG QUIT",
-            "REDACT REGISTER TAGMSG TIME TOPIC USERHOST VERSION WHO WHOIS",
+            "REDACT REGISTER SETNAME TAGMSG TIME TOPIC USERHOST VERSION WHO WHOIS",
             "Accounts: /msg NickServ HELP. HELP <command> for one command.",
         ],
     },
@@ -126,6 +126,13 @@ const HELP: &[Topic] = &[
         lines: &[
             "AWAY [:<message>]",
             "Marks you away, or back without a message.",
+        ],
+    },
+    Topic {
+        name: "SETNAME",
+        lines: &[
+            "SETNAME :<realname>",
+            "Changes your realname (WHOIS); channels with the setname cap see it.",
         ],
     },
     Topic {

@@ -71,6 +71,7 @@ pub async fn dispatch(c: &mut Client, m: Message) {
         "INFO" => info::info(c),
         "HELP" => info::help(c, &m),
         "AWAY" => user::away(c, &m).await,
+        "SETNAME" => user::setname(c, &m).await,
         "CHATHISTORY" => chathistory::chathistory(c, &m).await,
         "REDACT" => redact::redact(c, &m).await,
         other => c.send(c.num().unknown_command(other)),

@@ -1,16 +1,17 @@
-//! Changes to the user itself after registration: NICK and AWAY. Both are
-//! member changes: one `Member` intent per room the session is in, all
-//! sharing one event id so that someone sharing several of those rooms is
-//! shown the change once.
+//! Changes to the user itself after registration: NICK, AWAY and SETNAME
+//! (IRCv3 `setname`). All are member changes: one `Member` intent per room
+//! the session is in, all sharing one event id so that someone sharing
+//! several of those rooms is shown the change once.
 
 use bus::names::fold;
 use bus::new_id;
 use bus::schema::{IntentBody, MemberChange};
 
+use crate::irc::caps::Cap;
 use crate::irc::client::Client;
 use crate::irc::line::{truncated, Message};
 use crate::irc::numeric::*;
-use crate::irc::validate::{valid_nick, AWAYLEN};
+use crate::irc::validate::{valid_nick, AWAYLEN, REALNAMELEN};
 use crate::registry::RegistryError;
 
 /// Publishes `change` to every room the session is in.
@@ -119,4 +120,52 @@ pub async fn away(c: &mut Client, m: &Message) {
         ),
     }
     announce(c, MemberChange::Away { message }).await;
+}
+
+/// away-notify after a JOIN: a session that joins while away is announced
+/// as away right after its JOIN, as the spec asks. The join intent does not
+/// carry the away state (the router's new member starts "here"), so the
+/// gateway restates it to that one room when its own JOIN comes back; the
+/// router then records it (WHO and NAMES show it) and every gateway's
+/// members with `away-notify` see the AWAY.
+pub async fn away_after_join(c: &mut Client, room: &str) {
+    let Some(session) = &c.session else {
+        return;
+    };
+    let message = session.shared.state.lock().await.record.away.clone();
+    if message.is_some() {
+        c.intent(IntentBody::Member {
+            room: room.to_string(),
+            event: new_id(),
+            change: MemberChange::Away { message },
+        })
+        .await;
+    }
+}
+
+/// `SETNAME :<realname>` (IRCv3 `setname`): changes the realname shown in
+/// WHOIS (311), WHO and extended-join. The client itself is told with its
+/// own `SETNAME` (if it negotiated the cap), its channels by the router's
+/// realname event. A realname that is empty or longer than `REALNAMELEN`
+/// is refused, not truncated: the client asked for that exact text.
+pub async fn setname(c: &mut Client, m: &Message) {
+    let Some(realname) = m.params.first().cloned() else {
+        c.send(c.num().need_more_params("SETNAME"));
+        return;
+    };
+    if realname.trim().is_empty() || realname.len() > REALNAMELEN {
+        c.fail("SETNAME", "INVALID_REALNAME", &[], "Realname is not valid");
+        return;
+    }
+    c.realname = realname.clone();
+    let stored = realname.clone();
+    c.update_record(|r| r.actor.realname = stored).await;
+    if c.caps.has(Cap::Setname) {
+        c.send(
+            Message::new("SETNAME")
+                .with_source(c.source())
+                .text(realname.as_str()),
+        );
+    }
+    announce(c, MemberChange::Realname { realname }).await;
 }

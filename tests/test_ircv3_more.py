@@ -1,0 +1,97 @@
+"""More IRCv3: away-notify, invite-notify, setname, bot mode, UTF8ONLY.
+Notifications are checked across the two gateways (the member who is told
+is on the other one), and only clients that negotiated the cap get them."""
+
+from __future__ import annotations
+
+from harness.raw import by, esc
+
+
+def test_caps_are_offered(clients):
+    c = clients.connect()
+    caps = c.cap_ls()
+    assert {"away-notify", "invite-notify", "setname"} <= caps, caps
+
+
+def test_away_notify_across_gateways_and_after_join(clients, uniq):
+    a, b, plain, chan = uniq("aw"), uniq("ob"), uniq("pl"), "#" + uniq("away")
+    ca = clients.user(a)
+    cb = clients.user(b, gw=1, caps=("away-notify",))
+    cp = clients.user(plain, gw=1)
+    for c in (ca, cb, cp):
+        c.join(chan)
+    ca.send("AWAY :gone fishing")
+    ca.expect(ca.num("306"))
+    cb.expect(by(a) + "AWAY :gone fishing$")
+    ca.send("AWAY")
+    ca.expect(ca.num("305"))
+    cb.expect(by(a) + "AWAY$")
+    # Without the cap nothing; the actor has its numerics only.
+    cp.expect_none(r" AWAY", within=0.5)
+    ca.expect_none(by(a) + "AWAY", within=0.2)
+
+    # Joining while away: the JOIN, then the AWAY, to members with the cap;
+    # and the room knows it (WHO flag G).
+    chan2 = "#" + uniq("away2")
+    cb.join(chan2)
+    ca.send("AWAY :brb")
+    ca.expect(ca.num("306"))
+    cb.expect(by(a) + "AWAY :brb$")  # (they share the first channel)
+    ca.join(chan2)
+    join = cb.expect(by(a) + rf"JOIN :?{esc(chan2)}$")
+    away = cb.expect(by(a) + "AWAY :brb$")
+    assert join.n < away.n
+    cb.send(f"WHO {chan2}")
+    cb.expect(cb.num("352") + rf"{esc(chan2)} \S+ \S+ \S+ {esc(a)} G")
+    cb.expect(cb.num("315"))
+
+
+def test_invite_notify_reaches_members_with_the_cap(clients, uniq):
+    a, b, plain, t, chan = uniq("iv"), uniq("iw"), uniq("ip"), uniq("it"), "#" + uniq("inv")
+    ca = clients.user(a, caps=("invite-notify",))
+    cb = clients.user(b, gw=1, caps=("invite-notify",))
+    cp = clients.user(plain, gw=1)
+    ct = clients.user(t, gw=1, caps=("invite-notify",))
+    for c in (ca, cb, cp):
+        c.join(chan)
+    ca.send(f"INVITE {t} {chan}")
+    ca.expect(ca.num("341") + rf"{esc(t)} {esc(chan)}$")
+    ct.expect(by(a) + rf"INVITE {esc(t)} :?{esc(chan)}$")
+    cb.expect(by(a) + rf"INVITE {esc(t)} {esc(chan)}$")
+    cp.expect_none(r" INVITE ", within=0.5)
+    # The inviter has its 341, not a notification too.
+    ca.expect_none(r" INVITE ", within=0.2)
+    # A refused invitation tells nobody.
+    cb.send(f"INVITE {a} {chan}")
+    cb.expect(cb.num("443") + rf"{esc(a)} {esc(chan)} ")
+    ca.expect_none(r" INVITE ", within=0.5)
+
+
+def test_setname_updates_whois_and_tells_members(clients, uniq):
+    a, b, plain, chan = uniq("sn"), uniq("so"), uniq("sp"), "#" + uniq("setn")
+    ca = clients.user(a, caps=("setname",))
+    cb = clients.user(b, gw=1, caps=("setname",))
+    cp = clients.user(plain, gw=1)
+    for c in (ca, cb, cp):
+        c.join(chan)
+    ca.send("SETNAME :Alice in Wonderland")
+    ca.expect(by(a) + "SETNAME :Alice in Wonderland$")
+    cb.expect(by(a) + "SETNAME :Alice in Wonderland$")
+    cp.expect_none(r" SETNAME ", within=0.5)
+    cp.send(f"WHOIS {a}")
+    cp.expect(cp.num("311") + rf"{esc(a)} \S+ \S+ \* :Alice in Wonderland$")
+    cp.send(f"WHO {chan}")
+    cp.expect(cp.num("352") + rf"{esc(chan)} \S+ \S+ \S+ {esc(a)} \S+ :\d+ Alice in Wonderland$")
+    cp.expect(cp.num("315"))
+    # Errors: standard replies; nothing changes.
+    ca.send("SETNAME :" + "x" * 201)
+    ca.expect(r"^(?:@\S+ )?:\S+ FAIL SETNAME INVALID_REALNAME :")
+    ca.send("SETNAME : ")
+    ca.expect(r"^(?:@\S+ )?:\S+ FAIL SETNAME INVALID_REALNAME :")
+    ca.send("SETNAME")
+    ca.expect(ca.num("461") + "SETNAME ")
+    cb.expect_none(r" SETNAME ", within=0.5)
+    # A client without the cap may still change it (and is not echoed).
+    cp.send("SETNAME :Plain Person")
+    cb.expect(by(plain) + "SETNAME :Plain Person$")
+    cp.expect_none(r" SETNAME ", within=0.3)
