@@ -95,3 +95,71 @@ def test_setname_updates_whois_and_tells_members(clients, uniq):
     cp.send("SETNAME :Plain Person")
     cb.expect(by(plain) + "SETNAME :Plain Person$")
     cp.expect_none(r" SETNAME ", within=0.3)
+
+
+def test_bot_mode(clients, uniq):
+    bot, b, plain, chan = uniq("bt"), uniq("bo"), uniq("bp"), "#" + uniq("bots")
+    cbot = clients.user(bot, caps=("message-tags", "echo-message"))
+    assert "BOT=B" in " ".join(ln.raw for ln in cbot.burst if " 005 " in ln.raw)
+    cb = clients.user(b, gw=1, caps=("message-tags",))
+    cp = clients.user(plain, gw=1)
+    cbot.send(f"MODE {bot} +B")
+    cbot.expect(by(bot) + rf"MODE {esc(bot)} :?\+B$")
+    cbot.send(f"MODE {bot}")
+    cbot.expect(cbot.num("221") + r"\+B$")
+    # Joining after +B: the room learns it too (WHO flag B).
+    for c in (cbot, cb, cp):
+        c.join(chan)
+    cbot.send(f"PRIVMSG {chan} :beep")
+    line = cb.expect(by(bot) + rf"PRIVMSG {esc(chan)} :beep$")
+    assert "bot" in line.tags, line.raw
+    echo = cbot.expect(by(bot) + rf"PRIVMSG {esc(chan)} :beep$")
+    assert "bot" in echo.tags, echo.raw
+    line = cp.expect(by(bot) + rf"PRIVMSG {esc(chan)} :beep$")
+    assert line.raw.startswith(":"), "no tags without message-tags"
+    cbot.send(f"PRIVMSG {b} :boop")
+    line = cb.expect(by(bot) + rf"PRIVMSG {esc(b)} :boop$")
+    assert "bot" in line.tags, line.raw
+    # A client cannot forge the tag.
+    cb.send(f"@bot PRIVMSG {chan} :not a bot")
+    line = cbot.expect(by(b) + rf"PRIVMSG {esc(chan)} :not a bot$")
+    assert "bot" not in line.tags, line.raw
+    cp.send(f"WHOIS {bot}")
+    cp.expect(cp.num("335") + rf"{esc(bot)} :is a bot$")
+    cp.expect(cp.num("318"))
+    cp.send(f"WHO {chan}")
+    cp.expect(cp.num("352") + rf"{esc(chan)} \S+ \S+ \S+ {esc(bot)} HB\S* ")
+    cp.expect(cp.num("315"))
+    cp.send(f"WHO {bot}")
+    cp.expect(cp.num("352") + rf"\* \S+ \S+ \S+ {esc(bot)} HB ")
+    # -B while in the room: messages are plain (and once one is seen, the
+    # router has had the change, which went before it), WHO and WHOIS
+    # forget it.
+    cbot.send(f"MODE {bot} -B")
+    cbot.expect(by(bot) + rf"MODE {esc(bot)} :?-B$")
+    cbot.send(f"PRIVMSG {chan} :human now")
+    line = cb.expect(by(bot) + rf"PRIVMSG {esc(chan)} :human now$")
+    assert "bot" not in line.tags, line.raw
+    cp.send(f"WHO {chan}")
+    cp.expect(cp.num("352") + rf"{esc(chan)} \S+ \S+ \S+ {esc(bot)} H[@+]* ")
+    cp.expect(cp.num("315"))
+    cp.send(f"WHOIS {bot}")
+    cp.expect(cp.num("318"))
+    cp.expect_none(r" 335 ", within=0.3)
+    # Another user's modes: 502.
+    cbot.send(f"MODE {b} +B")
+    cbot.expect(cbot.num("502"))
+
+
+def test_utf8only_is_advertised_and_enforced(clients, uniq):
+    nick, chan = uniq("u8"), "#" + uniq("utf")
+    c = clients.user(nick)
+    assert "UTF8ONLY" in " ".join(ln.raw for ln in c.burst if " 005 " in ln.raw)
+    c.join(chan)
+    c.send_raw(f"PRIVMSG {chan} :caf\xe9\r\n".encode("latin-1"))
+    c.expect(r"^(?:@\S+ )?:\S+ FAIL PRIVMSG INVALID_UTF8 :")
+    c.send_raw(b"SETNAME :\xff\xfe\r\n")
+    c.expect(r"^(?:@\S+ )?:\S+ FAIL SETNAME INVALID_UTF8 :")
+    # The connection is still fine.
+    c.send(f"PRIVMSG {chan} :ok")
+    c.ping()

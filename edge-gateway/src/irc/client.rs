@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use super::auth::AuthPending;
 use super::caps::CapSet;
 use super::commands::messaging;
+use super::commands::mode::UserModes;
 use super::commands::redact::{self, Redacting};
 use super::commands::sasl::Sasl;
 use super::commands::user;
@@ -132,8 +133,7 @@ pub struct Client {
     /// CAP negotiation started before registration and not ended yet.
     pub cap_negotiating: bool,
     pub session: Option<Registered>,
-    pub umode_invisible: bool,
-    pub umode_wallops: bool,
+    pub umodes: UserModes,
     /// Set by QUIT: the reason others see.
     pub quit: Option<String>,
     /// The connection is being closed (ERROR sent): no more notices.
@@ -187,8 +187,7 @@ impl Client {
             cap_version: 0,
             cap_negotiating: false,
             session: None,
-            umode_invisible: false,
-            umode_wallops: false,
+            umodes: UserModes::default(),
             quit: None,
             closing: false,
             confirms: FuturesOrdered::new(),
@@ -472,7 +471,7 @@ impl Client {
             self.update_record(|r| r.rooms = names).await;
         }
         if changed && mine && matches!(ev.body, EventBody::Join) {
-            user::away_after_join(self, &ev.room).await;
+            user::restate_after_join(self, &ev.room).await;
         }
     }
 

@@ -18,6 +18,8 @@ pub const MSGREFTYPES: &str = "timestamp,msgid";
 pub fn tokens(network: &str, chathistory_max: u32) -> Vec<String> {
     let mut t = vec![
         format!("AWAYLEN={AWAYLEN}"),
+        // IRCv3 bot mode: the user mode letter.
+        "BOT=B".into(),
         "CASEMAPPING=ascii".into(),
         format!("CHANLIMIT=#:{CHANLIMIT}"),
         "CHANMODES=b,k,l,imnst".into(),
@@ -68,7 +70,7 @@ mod tests {
         assert_eq!(lines.len(), 2);
         let first = lines[0].to_wire();
         assert!(
-            first.starts_with(":s 005 me AWAYLEN=390 CASEMAPPING=ascii "),
+            first.starts_with(":s 005 me AWAYLEN=390 BOT=B CASEMAPPING=ascii "),
             "{first}"
         );
         assert!(first.ends_with(" :are supported by this server"));
@@ -82,6 +84,7 @@ mod tests {
             "MSGREFTYPES=timestamp,msgid",
             "NICKLEN=30",
             "UTF8ONLY",
+            "BOT=B",
         ] {
             assert!(all.contains(&t.to_string()), "{t} missing from {all:?}");
         }

@@ -10,7 +10,7 @@ use bus::history::HistoryItem;
 use bus::names::fold;
 use bus::schema::{
     Actor, ClientTags, Direct, DirectBody, ErrorCode, EventBody, MemberInfo, MessageKind, Reply,
-    RoomEvent, TopicInfo,
+    RoomEvent, TopicInfo, BOT_TAG,
 };
 use chrono::{DateTime, SecondsFormat};
 
@@ -75,6 +75,10 @@ pub fn tagged(
             .filter(|(k, _)| k.starts_with('+'))
         {
             m = m.tag(k.as_str(), val.as_str());
+        }
+        // IRCv3 bot mode: the sender was `+B` (a server-set key).
+        if client_tags.is_some_and(|t| t.contains_key(BOT_TAG)) {
+            m = m.tag(BOT_TAG, "");
         }
     }
     m
@@ -484,8 +488,9 @@ pub fn names_lines(chan: &str, members: &[MemberInfo], secret: bool, v: &View) -
 /// One 352 line.
 pub fn who_line(chan: &str, m: &MemberInfo, v: &View) -> Message {
     let flags = format!(
-        "{}{}",
+        "{}{}{}",
         if m.away { "G" } else { "H" },
+        if m.bot { "B" } else { "" },
         member_prefix(m, v.caps.has(Cap::MultiPrefix))
     );
     who_reply(chan, &m.user, &m.host, &m.nick, &flags, &m.realname, v)
@@ -1013,6 +1018,7 @@ mod tests {
             op,
             voice,
             away: nick == "away",
+            bot: nick == "bot",
             gateway: "g".into(),
         }
     }
@@ -1062,6 +1068,32 @@ mod tests {
             count += w.rsplit(':').next().unwrap().split(' ').count();
         }
         assert_eq!(count, 200);
+    }
+
+    #[test]
+    fn bot_tag_and_who_flag() {
+        let tags: ClientTags = [(BOT_TAG.to_string(), String::new())].into();
+        let e = ev(
+            "bob",
+            "bob",
+            EventBody::Message {
+                kind: MessageKind::Privmsg,
+                text: "beep".into(),
+                tags,
+            },
+        );
+        assert_eq!(
+            wire(event(&e, &view(&[Cap::MessageTags]))),
+            vec!["@msgid=m1;bot :bob!~u@h PRIVMSG #Ops :beep"]
+        );
+        assert_eq!(
+            wire(event(&e, &view(&[]))),
+            vec![":bob!~u@h PRIVMSG #Ops :beep"]
+        );
+        assert_eq!(
+            who_line("#Ops", &member("bot", true, false), &view(&[])).to_wire(),
+            ":srv 352 alice #Ops ~u h srv bot HB@ :0 R"
+        );
     }
 
     #[test]

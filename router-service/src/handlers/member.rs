@@ -1,5 +1,5 @@
 //! Member changes that concern every room the session is in: nick, away,
-//! account (log in or out), realname, quit. The gateway sends one intent per room, all with the same `event`
+//! account (log in or out), realname, bot mode, quit. The gateway sends one intent per room, all with the same `event`
 //! id so recipients sharing several rooms with the member see it once.
 
 use bus::schema::{EventBody, Intent, MemberChange};
@@ -80,6 +80,11 @@ pub(super) fn member(
             let actor = m.actor.clone();
             let event = room.event(&intent.id, &actor, body, now);
             out.event(event);
+        }
+        MemberChange::Bot { bot } => {
+            if let Some(m) = room.member_mut(sid) {
+                m.bot = *bot;
+            }
         }
         MemberChange::Quit { reason } => {
             let event = room.event(&intent.id, &stored, quit_body(reason, event_id), now);

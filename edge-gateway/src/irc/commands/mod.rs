@@ -5,7 +5,7 @@ mod channel;
 pub mod chathistory;
 mod info;
 pub mod messaging;
-mod mode;
+pub mod mode;
 pub mod nickserv;
 mod query;
 pub mod redact;

@@ -15,7 +15,7 @@ use crate::irc::validate::{valid_nick, AWAYLEN, REALNAMELEN};
 use crate::registry::RegistryError;
 
 /// Publishes `change` to every room the session is in.
-async fn announce(c: &mut Client, change: MemberChange) {
+pub(super) async fn announce(c: &mut Client, change: MemberChange) {
     let event = new_id();
     let rooms: Vec<String> = c.rooms().cloned().collect();
     for room in rooms {
@@ -122,22 +122,31 @@ pub async fn away(c: &mut Client, m: &Message) {
     announce(c, MemberChange::Away { message }).await;
 }
 
-/// away-notify after a JOIN: a session that joins while away is announced
-/// as away right after its JOIN, as the spec asks. The join intent does not
-/// carry the away state (the router's new member starts "here"), so the
-/// gateway restates it to that one room when its own JOIN comes back; the
-/// router then records it (WHO and NAMES show it) and every gateway's
-/// members with `away-notify` see the AWAY.
-pub async fn away_after_join(c: &mut Client, room: &str) {
+/// After the session's own JOIN: the join intent carries neither the away
+/// state nor bot mode (the router's new member starts "here", not a bot),
+/// so the gateway restates them to that one room. The router records them
+/// (WHO, NAMES) and, for away, every gateway's members with `away-notify`
+/// see the AWAY right after the JOIN, as that spec asks.
+pub async fn restate_after_join(c: &mut Client, room: &str) {
     let Some(session) = &c.session else {
         return;
     };
-    let message = session.shared.state.lock().await.record.away.clone();
-    if message.is_some() {
+    let (away, bot) = {
+        let st = session.shared.state.lock().await;
+        (st.record.away.clone(), st.record.bot)
+    };
+    let mut changes = Vec::new();
+    if away.is_some() {
+        changes.push(MemberChange::Away { message: away });
+    }
+    if bot {
+        changes.push(MemberChange::Bot { bot });
+    }
+    for change in changes {
         c.intent(IntentBody::Member {
             room: room.to_string(),
             event: new_id(),
-            change: MemberChange::Away { message },
+            change,
         })
         .await;
     }
