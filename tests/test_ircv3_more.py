@@ -163,3 +163,55 @@ def test_utf8only_is_advertised_and_enforced(clients, uniq):
     # The connection is still fine.
     c.send(f"PRIVMSG {chan} :ok")
     c.ping()
+
+
+def test_monitor(clients, uniq):
+    a, b, c_, gone = uniq("ma"), uniq("mb"), uniq("mc"), uniq("mg")
+    ca = clients.user(a)
+    assert "MONITOR=100" in " ".join(ln.raw for ln in ca.burst if " 005 " in ln.raw)
+    cc = clients.user(c_, gw=1)
+    ca.send(f"MONITOR + {b},{c_},{gone}")
+    ca.expect(ca.num("730") + rf":{esc(c_)}$")
+    off = ca.expect(ca.num("731") + ":")
+    assert sorted(off.text.split(",")) == sorted([b, gone]), off.raw
+    # Someone monitored comes online (on the other gateway), changes nick,
+    # goes offline.
+    cb = clients.user(b, gw=1)
+    ca.expect(ca.num("730") + rf":{esc(b)}$")
+    cb.send(f"NICK {gone}")
+    cb.expect(by(b) + rf"NICK :?{esc(gone)}$")
+    ca.expect(ca.num("730") + rf":{esc(gone)}$")
+    ca.expect(ca.num("731") + rf":{esc(b)}$")
+    cb.send("QUIT :bye")
+    ca.expect(ca.num("731") + rf":{esc(gone)}$")
+    # L, S, -, C.
+    ca.send("MONITOR L")
+    listed = ca.expect(ca.num("732") + ":")
+    assert sorted(listed.text.split(",")) == sorted([b, c_, gone]), listed.raw
+    ca.expect(ca.num("733") + ":End of MONITOR list$")
+    ca.send("MONITOR S")
+    ca.expect(ca.num("730") + rf":{esc(c_)}$")
+    ca.expect(ca.num("731") + ":")
+    ca.send(f"MONITOR - {b},{gone}")
+    ca.send("MONITOR L")
+    ca.expect(ca.num("732") + rf":{esc(c_)}$")
+    ca.expect(ca.num("733"))
+    ca.send("MONITOR C")
+    ca.send("MONITOR L")
+    ca.expect(ca.num("733"))
+    ca.expect_none(ca.num("732"), within=0.3)
+    # Nothing more about a nick no longer monitored.
+    cc.send("QUIT")
+    ca.expect_none(r" 73[01] ", within=0.8)
+    # Errors: a full list, missing parameters, an unknown subcommand.
+    many = ",".join(f"m{i}" for i in range(101))
+    ca.send(f"MONITOR + {many}")
+    full = ca.expect(ca.num("734") + r"100 (\S+) :Monitor list is full\.$")
+    assert full.params[2] == "m100", full.raw
+    ca.send("MONITOR +")
+    ca.expect(ca.num("461") + "MONITOR ")
+    ca.send("MONITOR")
+    ca.expect(ca.num("461") + "MONITOR ")
+    ca.send("MONITOR X")
+    ca.expect(r"^(?:@\S+ )?:\S+ FAIL MONITOR INVALID_PARAMS X :")
+    ca.ping()

@@ -20,6 +20,7 @@ use super::auth::AuthPending;
 use super::caps::CapSet;
 use super::commands::messaging;
 use super::commands::mode::UserModes;
+use super::commands::monitor::Monitor;
 use super::commands::redact::{self, Redacting};
 use super::commands::sasl::Sasl;
 use super::commands::user;
@@ -134,6 +135,7 @@ pub struct Client {
     pub cap_negotiating: bool,
     pub session: Option<Registered>,
     pub umodes: UserModes,
+    pub monitor: Monitor,
     /// Set by QUIT: the reason others see.
     pub quit: Option<String>,
     /// The connection is being closed (ERROR sent): no more notices.
@@ -188,6 +190,7 @@ impl Client {
             cap_negotiating: false,
             session: None,
             umodes: UserModes::default(),
+            monitor: Monitor::default(),
             quit: None,
             closing: false,
             confirms: FuturesOrdered::new(),

@@ -1,6 +1,7 @@
 //! RPL_ISUPPORT (005): what this server supports, as tokens. Every token
 //! is enforced somewhere (see `validate` for the limits).
 
+use super::commands::monitor::MONITOR_MAX;
 use super::line::Message;
 use super::numeric::{numeric, RPL_ISUPPORT};
 use super::validate::{
@@ -33,6 +34,7 @@ pub fn tokens(network: &str, chathistory_max: u32) -> Vec<String> {
         "MAXLIST=b:100".into(),
         format!("MAXTARGETS={MAXTARGETS}"),
         format!("MODES={MODES}"),
+        format!("MONITOR={MONITOR_MAX}"),
         format!("MSGREFTYPES={MSGREFTYPES}"),
         format!("NETWORK={network}"),
         format!("NICKLEN={NICKLEN}"),
@@ -85,6 +87,7 @@ mod tests {
             "NICKLEN=30",
             "UTF8ONLY",
             "BOT=B",
+            "MONITOR=100",
         ] {
             assert!(all.contains(&t.to_string()), "{t} missing from {all:?}");
         }

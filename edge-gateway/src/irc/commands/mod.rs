@@ -6,6 +6,7 @@ pub mod chathistory;
 mod info;
 pub mod messaging;
 pub mod mode;
+pub mod monitor;
 pub mod nickserv;
 mod query;
 pub mod redact;
@@ -72,6 +73,7 @@ pub async fn dispatch(c: &mut Client, m: Message) {
         "HELP" => info::help(c, &m),
         "AWAY" => user::away(c, &m).await,
         "SETNAME" => user::setname(c, &m).await,
+        "MONITOR" => monitor::monitor(c, &m).await,
         "CHATHISTORY" => chathistory::chathistory(c, &m).await,
         "REDACT" => redact::redact(c, &m).await,
         other => c.send(c.num().unknown_command(other)),
