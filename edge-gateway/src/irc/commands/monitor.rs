@@ -179,10 +179,19 @@ pub async fn on_change(c: &mut Client, change: NickChange) {
 
 /// `<code> <me> :a,b,c` lines, as many as the targets need.
 fn send_lists(c: &Client, code: u16, targets: &[String]) {
+    for line in joined_lines(targets, TARGETS_PER_LINE) {
+        c.send(c.num().n(code).text(line));
+    }
+}
+
+/// `targets` comma-joined into lines of at most `max` bytes (a longer
+/// single target gets a line of its own).
+fn joined_lines(targets: &[String], max: usize) -> Vec<String> {
+    let mut lines = Vec::new();
     let mut line = String::new();
     for t in targets {
-        if !line.is_empty() && line.len() + 1 + t.len() > TARGETS_PER_LINE {
-            c.send(c.num().n(code).text(std::mem::take(&mut line)));
+        if !line.is_empty() && line.len() + 1 + t.len() > max {
+            lines.push(std::mem::take(&mut line));
         }
         if !line.is_empty() {
             line.push(',');
@@ -190,6 +199,21 @@ fn send_lists(c: &Client, code: u16, targets: &[String]) {
         line.push_str(t);
     }
     if !line.is_empty() {
-        c.send(c.num().n(code).text(line));
+        lines.push(line);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_split_into_lines() {
+        let t: Vec<String> = ["alice", "bob", "carol", "dave"].map(String::from).to_vec();
+        assert_eq!(joined_lines(&t, 100), vec!["alice,bob,carol,dave"]);
+        assert_eq!(joined_lines(&t, 9), vec!["alice,bob", "carol", "dave"]);
+        assert_eq!(joined_lines(&t, 3), vec!["alice", "bob", "carol", "dave"]);
+        assert!(joined_lines(&[], 10).is_empty());
     }
 }
