@@ -124,6 +124,12 @@ pub enum MessageKind {
 /// keys with their leading `+`, exactly as the client sent them.
 pub type ClientTags = BTreeMap<String, String>;
 
+/// The one server-set key in [`ClientTags`]: present (empty value) on a
+/// message from a session in bot mode (IRC user mode `+B`), so that every
+/// gateway, and history played back, can mark it (IRCv3 `bot` tag). A
+/// client cannot forge it: gateways only take `+` keys from clients.
+pub const BOT_TAG: &str = "bot";
+
 /// One channel mode change: `+o alice` is `{add: true, mode: 'o', arg: Some("alice")}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModeChange {
@@ -271,6 +277,12 @@ pub enum MemberChange {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         account: Option<String>,
     },
+    /// The member's realname is now `realname` (IRCv3 `SETNAME`), so that
+    /// WHO in the room and every gateway's members learn it.
+    Realname { realname: String },
+    /// The member set (`true`) or cleared bot mode (IRC `+B`): recorded for
+    /// WHO (flag `B`), no event (nothing is shown when it changes).
+    Bot { bot: bool },
 }
 
 // ---------------------------------------------------------------------------
@@ -347,6 +359,16 @@ pub enum EventBody {
         account: Option<String>,
         event: String,
     },
+    /// `actor` changed its realname; `event` is shared across rooms (IRC
+    /// `setname`). Not kept in history: like away, it is a state.
+    Realname { realname: String, event: String },
+    /// `actor` invited `target_nick` (not a member). The target itself is
+    /// told by a [`DirectBody::Invite`]; this event is for the members, on
+    /// every gateway (IRC `invite-notify`). Not kept in history.
+    Invite {
+        target_sid: String,
+        target_nick: String,
+    },
     /// The topic was set (empty string: cleared).
     Topic { topic: String },
     /// Mode changes as applied (only those that took effect).
@@ -407,6 +429,9 @@ pub struct MemberInfo {
     pub op: bool,
     pub voice: bool,
     pub away: bool,
+    /// In bot mode (IRC WHO flag `B`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bot: bool,
     pub gateway: String,
 }
 
@@ -930,6 +955,9 @@ pub struct SessionRecord {
     /// to the session itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certfp: Option<String>,
+    /// In bot mode (IRC `+B`: WHOIS 335, WHO flag `B`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bot: bool,
 }
 
 /// The claim on a nick, in the nicks bucket under the escaped folded nick.
@@ -993,6 +1021,9 @@ pub struct MemberRecord {
     pub voice: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub away: Option<String>,
+    /// In bot mode (see [`MemberChange::Bot`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bot: bool,
     pub joined_at: i64,
 }
 

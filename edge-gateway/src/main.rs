@@ -21,6 +21,7 @@ mod heartbeat;
 mod http;
 mod irc;
 mod metrics;
+mod nickwatch;
 mod redaction;
 mod registry;
 mod sasl;

@@ -13,6 +13,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 
 use crate::census::Census;
+use crate::nickwatch::{NickChange, NickWatch};
 
 /// Parallel lookups when fetching many records (LIST, WHOIS channels).
 const FETCH_CONCURRENCY: usize = 32;
@@ -37,6 +38,7 @@ fn kv_err(op: &'static str) -> impl FnOnce(String) -> RegistryError {
 pub struct Registry {
     buckets: Buckets,
     pub census: Census,
+    nick_watch: NickWatch,
 }
 
 impl Registry {
@@ -44,12 +46,18 @@ impl Registry {
         Self {
             census: Census::new(&buckets),
             buckets,
+            nick_watch: NickWatch::default(),
         }
     }
 
     /// The NATS connection, for signals that are not key-value state.
     pub fn nats(&self) -> &async_nats::Client {
         &self.buckets.client
+    }
+
+    /// Every nick claim and release from now on (IRC MONITOR).
+    pub fn watch_nicks(&self) -> tokio::sync::broadcast::Receiver<NickChange> {
+        self.nick_watch.subscribe(&self.buckets.nicks)
     }
 
     /// The deployment's NATS prefix (of its buckets and signal subjects).

@@ -198,6 +198,7 @@ pub async fn start(
         protocol: protocol.into(),
         tls: false,
         certfp: None,
+        bot: false,
     };
     if let Err(e) = gw.registry.put_session(&record).await {
         let _ = gw.registry.release_nick(&record.actor.nick, nick_rev).await;

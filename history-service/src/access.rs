@@ -106,6 +106,7 @@ mod tests {
                 op: true,
                 voice: false,
                 away: None,
+                bot: false,
                 joined_at: 0,
             }],
             applied: vec![],

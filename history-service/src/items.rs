@@ -49,6 +49,8 @@ pub fn event_kind(body: &EventBody) -> Option<&'static str> {
         EventBody::Topic { .. } => "topic",
         EventBody::Mode { .. } => "mode",
         EventBody::Redact { .. } => "redact",
+        // States and notices, not something said or done in the room.
+        EventBody::Realname { .. } | EventBody::Invite { .. } => return None,
     })
 }
 
@@ -77,6 +79,8 @@ fn event_text(body: &EventBody) -> Option<String> {
                 .join(" "),
         ),
         EventBody::Redact { reason, .. } => reason.clone(),
+        EventBody::Realname { realname, .. } => Some(realname.clone()),
+        EventBody::Invite { target_nick, .. } => Some(target_nick.clone()),
     }
 }
 

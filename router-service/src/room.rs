@@ -396,6 +396,7 @@ pub fn member_info(m: &MemberRecord) -> MemberInfo {
         op: m.op,
         voice: m.voice,
         away: m.away.is_some(),
+        bot: m.bot,
         gateway: m.actor.gateway.clone(),
     }
 }

@@ -23,7 +23,6 @@ use tokio::time::Instant;
 use super::client::{Client, Pending};
 use super::commands::messaging::{self, OfflineMessage};
 use super::commands::{account, nickserv, registration, sasl};
-use super::line::Message;
 use super::numeric::Numerics;
 use super::{history, reservation};
 use crate::bus_link::confirmed;
@@ -302,12 +301,5 @@ pub async fn log_in(c: &mut Client, account: &str) {
 
 /// A `FAIL <command> <code> <context> :<text>` standard reply.
 pub fn fail(c: &Client, command: &str, code: &str, context: &str, text: &str) {
-    c.send(
-        Message::new("FAIL")
-            .with_source(c.server())
-            .param(command)
-            .param(code)
-            .param(context)
-            .text(text),
-    );
+    c.fail(command, code, &[context], text);
 }

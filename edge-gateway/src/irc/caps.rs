@@ -22,10 +22,13 @@ pub enum Cap {
     Chathistory,
     EventPlayback,
     MessageRedaction,
+    AwayNotify,
+    InviteNotify,
+    Setname,
 }
 
 /// Every capability offered, in the order `CAP LS` lists them.
-pub const SUPPORTED: [Cap; 14] = [
+pub const SUPPORTED: [Cap; 17] = [
     Cap::CapNotify,
     Cap::EchoMessage,
     Cap::MessageTags,
@@ -40,6 +43,9 @@ pub const SUPPORTED: [Cap; 14] = [
     Cap::Chathistory,
     Cap::EventPlayback,
     Cap::MessageRedaction,
+    Cap::AwayNotify,
+    Cap::InviteNotify,
+    Cap::Setname,
 ];
 
 /// The SASL mechanisms offered (the `sasl` cap value and numeric 908).
@@ -64,6 +70,9 @@ impl Cap {
             Cap::Chathistory => "draft/chathistory",
             Cap::EventPlayback => "draft/event-playback",
             Cap::MessageRedaction => "draft/message-redaction",
+            Cap::AwayNotify => "away-notify",
+            Cap::InviteNotify => "invite-notify",
+            Cap::Setname => "setname",
         }
     }
 
@@ -81,14 +90,14 @@ impl Cap {
         SUPPORTED.into_iter().find(|c| c.name() == name)
     }
 
-    fn bit(self) -> u16 {
+    fn bit(self) -> u32 {
         1 << (self as u8)
     }
 }
 
 /// The capabilities a client has enabled.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CapSet(u16);
+pub struct CapSet(u32);
 
 impl CapSet {
     pub fn has(self, cap: Cap) -> bool {
@@ -181,7 +190,8 @@ mod tests {
             ls_list(false),
             "cap-notify echo-message message-tags multi-prefix server-time batch \
              sasl draft/account-registration account-tag account-notify extended-join \
-             draft/chathistory draft/event-playback draft/message-redaction"
+             draft/chathistory draft/event-playback draft/message-redaction \
+             away-notify invite-notify setname"
         );
         s.set(Cap::EventPlayback, true);
         assert!(s.has(Cap::EventPlayback) && !s.has(Cap::Chathistory));

@@ -19,8 +19,11 @@ use tokio::sync::mpsc;
 use super::auth::AuthPending;
 use super::caps::CapSet;
 use super::commands::messaging;
+use super::commands::mode::UserModes;
+use super::commands::monitor::Monitor;
 use super::commands::redact::{self, Redacting};
 use super::commands::sasl::Sasl;
+use super::commands::user;
 use super::history::{self, HistoryState};
 use super::line::Message;
 use super::numeric::Numerics;
@@ -131,8 +134,8 @@ pub struct Client {
     /// CAP negotiation started before registration and not ended yet.
     pub cap_negotiating: bool,
     pub session: Option<Registered>,
-    pub umode_invisible: bool,
-    pub umode_wallops: bool,
+    pub umodes: UserModes,
+    pub monitor: Monitor,
     /// The `[irc.opers]` name this connection OPERed as.
     pub oper: Option<String>,
     /// Set by QUIT: the reason others see.
@@ -188,8 +191,8 @@ impl Client {
             cap_version: 0,
             cap_negotiating: false,
             session: None,
-            umode_invisible: false,
-            umode_wallops: false,
+            umodes: UserModes::default(),
+            monitor: Monitor::default(),
             oper: None,
             quit: None,
             closing: false,
@@ -230,6 +233,18 @@ impl Client {
 
     pub fn send(&self, m: Message) {
         self.out.send(m.to_wire());
+    }
+
+    /// An IRCv3 standard reply `FAIL <command> <code> [<context>…] :<text>`.
+    pub fn fail(&self, command: &str, code: &str, context: &[&str], text: &str) {
+        let mut m = Message::new("FAIL")
+            .with_source(self.server())
+            .param(command)
+            .param(code);
+        for p in context {
+            m = m.param(*p);
+        }
+        self.send(m.text(text));
     }
 
     pub fn send_all(&self, msgs: impl IntoIterator<Item = Message>) {
@@ -422,6 +437,7 @@ impl Client {
             EventBody::Quit { event, .. }
             | EventBody::Nick { event, .. }
             | EventBody::Away { event, .. }
+            | EventBody::Realname { event, .. }
             | EventBody::Account { event, .. } => Some(event),
             _ => None,
         };
@@ -459,6 +475,9 @@ impl Client {
         if changed {
             let names: Vec<String> = s.rooms.values().cloned().collect();
             self.update_record(|r| r.rooms = names).await;
+        }
+        if changed && mine && matches!(ev.body, EventBody::Join) {
+            user::restate_after_join(self, &ev.room).await;
         }
     }
 

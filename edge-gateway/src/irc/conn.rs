@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
 use super::client::{Client, OutQueue};
-use super::commands;
+use super::commands::{self, monitor};
 use super::line::{parse, Message, ParseError};
 use super::transport::{Frame, LineSource};
 use super::{auth, history, reservation};
@@ -199,6 +199,7 @@ pub async fn run<S: LineSource>(
                     break "Session queue lost".to_string();
                 }
             },
+            change = monitor::next_change(&mut c.monitor.rx) => monitor::on_change(&mut c, change).await,
             Some((p, outcome)) = c.confirms.next(), if !c.confirms.is_empty() => {
                 c.on_confirm(p, outcome).await;
             }

@@ -1,6 +1,7 @@
 //! RPL_ISUPPORT (005): what this server supports, as tokens. Every token
 //! is enforced somewhere (see `validate` for the limits).
 
+use super::commands::monitor::MONITOR_MAX;
 use super::line::Message;
 use super::numeric::{numeric, RPL_ISUPPORT};
 use super::validate::{
@@ -18,6 +19,8 @@ pub const MSGREFTYPES: &str = "timestamp,msgid";
 pub fn tokens(network: &str, chathistory_max: u32) -> Vec<String> {
     let mut t = vec![
         format!("AWAYLEN={AWAYLEN}"),
+        // IRCv3 bot mode: the user mode letter.
+        "BOT=B".into(),
         "CASEMAPPING=ascii".into(),
         format!("CHANLIMIT=#:{CHANLIMIT}"),
         "CHANMODES=b,k,l,imnst".into(),
@@ -31,6 +34,7 @@ pub fn tokens(network: &str, chathistory_max: u32) -> Vec<String> {
         "MAXLIST=b:100".into(),
         format!("MAXTARGETS={MAXTARGETS}"),
         format!("MODES={MODES}"),
+        format!("MONITOR={MONITOR_MAX}"),
         format!("MSGREFTYPES={MSGREFTYPES}"),
         format!("NETWORK={network}"),
         format!("NICKLEN={NICKLEN}"),
@@ -68,7 +72,7 @@ mod tests {
         assert_eq!(lines.len(), 2);
         let first = lines[0].to_wire();
         assert!(
-            first.starts_with(":s 005 me AWAYLEN=390 CASEMAPPING=ascii "),
+            first.starts_with(":s 005 me AWAYLEN=390 BOT=B CASEMAPPING=ascii "),
             "{first}"
         );
         assert!(first.ends_with(" :are supported by this server"));
@@ -82,6 +86,8 @@ mod tests {
             "MSGREFTYPES=timestamp,msgid",
             "NICKLEN=30",
             "UTF8ONLY",
+            "BOT=B",
+            "MONITOR=100",
         ] {
             assert!(all.contains(&t.to_string()), "{t} missing from {all:?}");
         }

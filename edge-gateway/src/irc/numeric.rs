@@ -30,6 +30,14 @@ pub const RPL_ENDOFWHOIS: u16 = 318;
 pub const RPL_WHOISCHANNELS: u16 = 319;
 pub const RPL_LISTSTART: u16 = 321;
 pub const RPL_WHOISACCOUNT: u16 = 330;
+// MONITOR (IRCv3)
+pub const RPL_MONONLINE: u16 = 730;
+pub const RPL_MONOFFLINE: u16 = 731;
+pub const RPL_MONLIST: u16 = 732;
+pub const RPL_ENDOFMONLIST: u16 = 733;
+pub const ERR_MONLISTFULL: u16 = 734;
+/// IRCv3 bot mode: `335 <me> <nick> :is a bot`.
+pub const RPL_WHOISBOT: u16 = 335;
 pub const RPL_WHOISCERTFP: u16 = 276;
 pub const RPL_WHOISSECURE: u16 = 671;
 pub const RPL_LIST: u16 = 322;

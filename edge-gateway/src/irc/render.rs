@@ -10,7 +10,7 @@ use bus::history::HistoryItem;
 use bus::names::fold;
 use bus::schema::{
     Actor, ClientTags, Direct, DirectBody, ErrorCode, EventBody, MemberInfo, MessageKind, Reply,
-    RoomEvent, TopicInfo,
+    RoomEvent, TopicInfo, BOT_TAG,
 };
 use chrono::{DateTime, SecondsFormat};
 
@@ -75,6 +75,10 @@ pub fn tagged(
             .filter(|(k, _)| k.starts_with('+'))
         {
             m = m.tag(k.as_str(), val.as_str());
+        }
+        // IRCv3 bot mode: the sender was `+B` (a server-set key).
+        if client_tags.is_some_and(|t| t.contains_key(BOT_TAG)) {
+            m = m.tag(BOT_TAG, "");
         }
     }
     m
@@ -209,8 +213,25 @@ fn event_lines(ev: &EventRef, v: &View, mode: Mode) -> Vec<Message> {
         // We told our own client directly when it changed nick.
         EventBody::Nick { .. } if mine => return Vec::new(),
         EventBody::Nick { new, .. } => base("NICK").param(new.as_str()),
-        // away-notify is a later issue.
-        EventBody::Away { .. } => return Vec::new(),
+        // away-notify, realname (setname) and invite-notify describe a state
+        // or a notice at a moment: history does not replay them. The actor
+        // was answered directly (305/306, its own SETNAME; 341 for INVITE).
+        EventBody::Away { .. } | EventBody::Realname { .. } | EventBody::Invite { .. }
+            if mode != Mode::Live || mine =>
+        {
+            return Vec::new()
+        }
+        EventBody::Away { .. } if !v.caps.has(Cap::AwayNotify) => return Vec::new(),
+        EventBody::Away {
+            message: Some(m), ..
+        } => base("AWAY").text(m.as_str()),
+        EventBody::Away { message: None, .. } => base("AWAY"),
+        EventBody::Realname { .. } if !v.caps.has(Cap::Setname) => return Vec::new(),
+        EventBody::Realname { realname, .. } => base("SETNAME").text(realname.as_str()),
+        EventBody::Invite { .. } if !v.caps.has(Cap::InviteNotify) => return Vec::new(),
+        EventBody::Invite { target_nick, .. } => base("INVITE")
+            .param(target_nick.as_str())
+            .param(chan.as_str()),
         // History does not replay account changes: they describe a state
         // at a moment, not something said or done in the room.
         EventBody::Account { .. } if mode != Mode::Live => return Vec::new(),
@@ -467,8 +488,9 @@ pub fn names_lines(chan: &str, members: &[MemberInfo], secret: bool, v: &View) -
 /// One 352 line.
 pub fn who_line(chan: &str, m: &MemberInfo, v: &View) -> Message {
     let flags = format!(
-        "{}{}",
+        "{}{}{}",
         if m.away { "G" } else { "H" },
+        if m.bot { "B" } else { "" },
         member_prefix(m, v.caps.has(Cap::MultiPrefix))
     );
     who_reply(chan, &m.user, &m.host, &m.nick, &flags, &m.realname, v)
@@ -895,7 +917,46 @@ mod tests {
             message: Some("x".into()),
             event: "e".into(),
         };
-        assert!(event(&ev("bob", "bob", away), &v).is_empty());
+        assert!(event(&ev("bob", "bob", away.clone()), &v).is_empty());
+    }
+
+    #[test]
+    fn away_setname_and_invite_notify_need_their_caps() {
+        let v = view(&[Cap::AwayNotify, Cap::Setname, Cap::InviteNotify]);
+        let away = EventBody::Away {
+            message: Some("gone fishing".into()),
+            event: "e".into(),
+        };
+        let back = EventBody::Away {
+            message: None,
+            event: "e".into(),
+        };
+        let realname = EventBody::Realname {
+            realname: "Bob B".into(),
+            event: "e".into(),
+        };
+        let invite = EventBody::Invite {
+            target_sid: "s9".into(),
+            target_nick: "carol".into(),
+        };
+        let all = [away, back, realname, invite];
+        let shown: Vec<String> = all
+            .iter()
+            .flat_map(|b| wire(event(&ev("bob", "bob", b.clone()), &v)))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                ":bob!~u@h AWAY :gone fishing",
+                ":bob!~u@h AWAY",
+                ":bob!~u@h SETNAME :Bob B",
+                ":bob!~u@h INVITE carol #Ops",
+            ]
+        );
+        for b in &all {
+            assert!(event(&ev("bob", "bob", b.clone()), &view(&[])).is_empty());
+            assert!(event(&ev("me", "alice", b.clone()), &v).is_empty(), "{b:?}");
+        }
     }
 
     #[test]
@@ -957,6 +1018,7 @@ mod tests {
             op,
             voice,
             away: nick == "away",
+            bot: nick == "bot",
             gateway: "g".into(),
         }
     }
@@ -1006,6 +1068,32 @@ mod tests {
             count += w.rsplit(':').next().unwrap().split(' ').count();
         }
         assert_eq!(count, 200);
+    }
+
+    #[test]
+    fn bot_tag_and_who_flag() {
+        let tags: ClientTags = [(BOT_TAG.to_string(), String::new())].into();
+        let e = ev(
+            "bob",
+            "bob",
+            EventBody::Message {
+                kind: MessageKind::Privmsg,
+                text: "beep".into(),
+                tags,
+            },
+        );
+        assert_eq!(
+            wire(event(&e, &view(&[Cap::MessageTags]))),
+            vec!["@msgid=m1;bot :bob!~u@h PRIVMSG #Ops :beep"]
+        );
+        assert_eq!(
+            wire(event(&e, &view(&[]))),
+            vec![":bob!~u@h PRIVMSG #Ops :beep"]
+        );
+        assert_eq!(
+            who_line("#Ops", &member("bot", true, false), &view(&[])).to_wire(),
+            ":srv 352 alice #Ops ~u h srv bot HB@ :0 R"
+        );
     }
 
     #[test]

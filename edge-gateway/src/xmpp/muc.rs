@@ -803,7 +803,8 @@ fn render(c: &mut Conn, ev: &RoomEvent) -> bool {
             let id = reflected_id.unwrap_or_else(|| ev.id.clone());
             out.extend(super::retract::retraction(ev, &domain, &to, &id));
         }
-        EventBody::Account { .. } => {}
+        // MUC has no realname, and XMPP invitations reach only the invitee.
+        EventBody::Account { .. } | EventBody::Realname { .. } | EventBody::Invite { .. } => {}
     }
     for e in out {
         c.push(e);

@@ -639,6 +639,7 @@ async fn query(
             op: false,
             voice: false,
             away: None,
+            bot: false,
             joined_at: SEED_BASE_MS,
         }],
         applied: vec![],

@@ -1274,6 +1274,7 @@ mod handler {
                     op: false,
                     voice: false,
                     away: None,
+                    bot: false,
                     joined_at: 0,
                 })
                 .collect(),

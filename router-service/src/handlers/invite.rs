@@ -1,7 +1,9 @@
-//! INVITE: remembers the invitation (it lets the target past `+i` and bans)
-//! and delivers it to the target's own session queue.
+//! INVITE: remembers the invitation (it lets the target past `+i` and bans),
+//! delivers it to the target's own session queue, and tells the room with
+//! an [`EventBody::Invite`] event: the router is the one place that sees
+//! every gateway's members, so IRC `invite-notify` reaches them all.
 
-use bus::schema::{Actor, Direct, DirectBody, ErrorCode, Intent, Reply, SCHEMA_VERSION};
+use bus::schema::{Actor, Direct, DirectBody, ErrorCode, EventBody, Intent, Reply, SCHEMA_VERSION};
 
 use super::{as_member, Effect, Outcome};
 use crate::room::Room;
@@ -41,6 +43,12 @@ pub(super) fn invite(
         sid: target.sid.clone(),
         direct,
     });
+    let body = EventBody::Invite {
+        target_sid: target.sid.clone(),
+        target_nick: target.nick.clone(),
+    };
+    let event = room.event(&intent.id, &intent.actor, body, now);
+    out.event(event);
     let reply = Reply::Inviting {
         room: room.room.clone(),
         name: room.name.clone(),
@@ -51,7 +59,7 @@ pub(super) fn invite(
 
 #[cfg(test)]
 mod tests {
-    use bus::schema::{Actor, DirectBody, ErrorCode, IntentBody, Reply};
+    use bus::schema::{Actor, DirectBody, ErrorCode, EventBody, IntentBody, Reply};
 
     use super::super::testing::*;
     use super::super::{Effect, Outcome};
@@ -75,7 +83,16 @@ mod tests {
         let mut slot = room_with(&alice, &[]);
         let out = invite(&mut slot, &alice, &bob);
         match &out.effects[..] {
-            [Effect::Direct { sid, direct }, Effect::Reply { gateway, reply }] => {
+            [Effect::Direct { sid, direct }, Effect::Event(ev), Effect::Reply { gateway, reply }] =>
+            {
+                assert_eq!(ev.actor.sid, "alice");
+                assert_eq!(
+                    ev.body,
+                    EventBody::Invite {
+                        target_sid: "bob".into(),
+                        target_nick: "bob".into()
+                    }
+                );
                 assert_eq!(sid, "bob");
                 assert_eq!(direct.from.sid, "alice");
                 assert_eq!(
@@ -92,7 +109,11 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(slot.as_ref().unwrap().is_invited("bob"));
-        assert_eq!(slot.unwrap().seq, 1, "an invitation is not a room event");
+        assert_eq!(
+            slot.unwrap().seq,
+            2,
+            "the members are told with a room event"
+        );
     }
 
     #[test]

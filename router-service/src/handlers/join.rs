@@ -66,6 +66,7 @@ pub(super) fn join(
         op: creating,
         voice: false,
         away: None,
+        bot: false,
         joined_at: now,
     };
     if room.add_member(member) {

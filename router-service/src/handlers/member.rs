@@ -1,5 +1,5 @@
 //! Member changes that concern every room the session is in: nick, away,
-//! account (log in or out), quit. The gateway sends one intent per room, all with the same `event`
+//! account (log in or out), realname, bot mode, quit. The gateway sends one intent per room, all with the same `event`
 //! id so recipients sharing several rooms with the member see it once.
 
 use bus::schema::{EventBody, Intent, MemberChange};
@@ -64,6 +64,27 @@ pub(super) fn member(
             let actor = m.actor.clone();
             let event = room.event(&intent.id, &actor, body, now);
             out.event(event);
+        }
+        MemberChange::Realname { realname } => {
+            let Some(m) = room.member_mut(sid) else {
+                return;
+            };
+            if m.actor.realname == *realname {
+                return;
+            }
+            m.actor.realname = realname.clone();
+            let body = EventBody::Realname {
+                realname: realname.clone(),
+                event: event_id.to_string(),
+            };
+            let actor = m.actor.clone();
+            let event = room.event(&intent.id, &actor, body, now);
+            out.event(event);
+        }
+        MemberChange::Bot { bot } => {
+            if let Some(m) = room.member_mut(sid) {
+                m.bot = *bot;
+            }
         }
         MemberChange::Quit { reason } => {
             let event = room.event(&intent.id, &stored, quit_body(reason, event_id), now);
@@ -177,6 +198,31 @@ mod tests {
         let out = change(&mut slot, &alice, MemberChange::Away { message: None });
         assert_eq!(out.events().count(), 1);
         assert_eq!(slot.unwrap().seq, 3);
+    }
+
+    #[test]
+    fn realname_is_stored_and_announced_once() {
+        let alice = actor("alice", "gw1");
+        let mut slot = room_with(&alice, &[]);
+        let set = MemberChange::Realname {
+            realname: "Alice Liddell".into(),
+        };
+        let out = change(&mut slot, &alice, set.clone());
+        let ev = out.events().next().unwrap();
+        assert_eq!(ev.actor.realname, "Alice Liddell");
+        assert_eq!(
+            ev.body,
+            EventBody::Realname {
+                realname: "Alice Liddell".into(),
+                event: "e1".into()
+            }
+        );
+        let room = slot.as_ref().unwrap();
+        assert_eq!(
+            room.member("alice").unwrap().actor.realname,
+            "Alice Liddell"
+        );
+        assert_eq!(change(&mut slot, &alice, set).events().count(), 0);
     }
 
     #[test]

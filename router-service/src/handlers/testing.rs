@@ -26,6 +26,7 @@ pub fn member(actor: Actor) -> MemberRecord {
         op: false,
         voice: false,
         away: None,
+        bot: false,
         joined_at: 0,
     }
 }

@@ -319,14 +319,7 @@ async fn ask(c: &mut Client, body: HistoryQuery, purpose: Purpose, sub: &str, ta
 }
 
 fn fail(c: &Client, code: &str, context: &[&str], text: &str) {
-    let mut m = Message::new("FAIL")
-        .with_source(c.server())
-        .param("CHATHISTORY")
-        .param(code);
-    for p in context {
-        m = m.param(*p);
-    }
-    c.send(m.text(text));
+    c.fail("CHATHISTORY", code, context, text);
 }
 
 fn refuse(c: &Client, e: ParseError) {

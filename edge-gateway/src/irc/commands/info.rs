@@ -53,8 +53,8 @@ const HELP: &[Topic] = &[
         name: "*",
         lines: &[
             "Commands: ADMIN AUTHENTICATE AWAY CAP CHATHISTORY HELP INFO INVITE ISON",
-            "JOIN KICK LIST LUSERS MODE MOTD NAMES NICK NOTICE PART PING PRIVMSG QUIT",
-            "REDACT REGISTER TAGMSG TIME TOPIC USERHOST VERSION WHO WHOIS",
+            "JOIN KICK LIST LUSERS MODE MONITOR MOTD NAMES NICK NOTICE PART PING PRIVMSG",
+            "QUIT REDACT REGISTER SETNAME TAGMSG TIME TOPIC USERHOST VERSION WHO WHOIS",
             "Accounts: /msg NickServ HELP. HELP <command> for one command.",
         ],
     },
@@ -126,6 +126,20 @@ const HELP: &[Topic] = &[
         lines: &[
             "AWAY [:<message>]",
             "Marks you away, or back without a message.",
+        ],
+    },
+    Topic {
+        name: "MONITOR",
+        lines: &[
+            "MONITOR + <nicks> | - <nicks> | C | L | S",
+            "Tells you when those nicks come online (730) or go offline (731).",
+        ],
+    },
+    Topic {
+        name: "SETNAME",
+        lines: &[
+            "SETNAME :<realname>",
+            "Changes your realname (WHOIS); channels with the setname cap see it.",
         ],
     },
     Topic {

@@ -12,6 +12,7 @@
 
 use bus::history::{DirectLog, Peer};
 use bus::names::fold;
+use bus::schema::BOT_TAG;
 use bus::schema::{
     AuthReplyBody, AuthRequestBody, ClientTags, Direct, DirectBody, IntentBody, MessageKind,
     SCHEMA_VERSION,
@@ -87,9 +88,12 @@ pub async fn message(c: &mut Client, m: &Message) {
         }
         return;
     }
-    let tags = client_tags(m);
+    let mut tags = client_tags(m);
     if kind == MessageKind::Tagmsg && tags.is_empty() {
         return;
+    }
+    if c.umodes.bot {
+        tags.insert(BOT_TAG.into(), String::new());
     }
     let targets: Vec<&str> = split_list(targets).collect();
     if targets.len() > MAXTARGETS {

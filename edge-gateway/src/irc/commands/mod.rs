@@ -5,7 +5,8 @@ mod channel;
 pub mod chathistory;
 mod info;
 pub mod messaging;
-mod mode;
+pub mod mode;
+pub mod monitor;
 pub mod nickserv;
 mod oper;
 mod query;
@@ -76,6 +77,8 @@ pub async fn dispatch(c: &mut Client, m: Message) {
         "OPER" => oper::oper(c, &m).await,
         "KILL" => oper::kill(c, &m).await,
         "AWAY" => user::away(c, &m).await,
+        "SETNAME" => user::setname(c, &m).await,
+        "MONITOR" => monitor::monitor(c, &m).await,
         "CHATHISTORY" => chathistory::chathistory(c, &m).await,
         "REDACT" => redact::redact(c, &m).await,
         other => c.send(c.num().unknown_command(other)),

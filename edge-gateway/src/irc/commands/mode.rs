@@ -1,8 +1,10 @@
-//! MODE: channel modes go to the router; user modes (+i, +w) are the
-//! connection's own.
+//! MODE: channel modes go to the router; user modes (+i, +w, +B) are the
+//! connection's own. Bot mode (`+B`, IRCv3 bot mode) is also told to the
+//! session record (WHOIS 335) and the rooms (WHO flag `B`), and marks the
+//! session's messages with the `bot` tag.
 
 use bus::names::fold;
-use bus::schema::IntentBody;
+use bus::schema::{IntentBody, MemberChange};
 
 use crate::irc::client::Client;
 use crate::irc::line::Message;
@@ -18,7 +20,7 @@ pub async fn mode(c: &mut Client, m: &Message) {
     if is_channel(target) {
         channel_mode(c, target, m).await;
     } else {
-        user_mode(c, target, m.params.get(1).map(String::as_str));
+        user_mode(c, target, m.params.get(1).map(String::as_str)).await;
     }
 }
 
@@ -42,6 +44,28 @@ async fn channel_mode(c: &mut Client, chan: &str, m: &Message) {
     .await;
 }
 
+/// The user modes a connection has.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UserModes {
+    pub invisible: bool,
+    pub wallops: bool,
+    /// `+B`: the client is a bot (ISUPPORT `BOT=B`).
+    pub bot: bool,
+}
+
+impl UserModes {
+    /// `+iwB` as set, for 221.
+    fn letters(self) -> String {
+        let mut modes = String::from("+");
+        for (on, letter) in [(self.invisible, 'i'), (self.wallops, 'w'), (self.bot, 'B')] {
+            if on {
+                modes.push(letter);
+            }
+        }
+        modes
+    }
+}
+
 /// The result of applying a user mode string.
 #[derive(Debug, Default, PartialEq)]
 struct UserModeResult {
@@ -50,9 +74,9 @@ struct UserModeResult {
     unknown: bool,
 }
 
-/// Applies a user mode string to `(invisible, wallops)`. `o` cannot be set
-/// by a user and is ignored; unknown letters are reported once.
-fn apply_user_modes(modestr: &str, invisible: &mut bool, wallops: &mut bool) -> UserModeResult {
+/// Applies a user mode string. `o` cannot be set by a user and is
+/// ignored; unknown letters are reported once.
+fn apply_user_modes(modestr: &str, modes: &mut UserModes) -> UserModeResult {
     let mut res = UserModeResult::default();
     let mut add = true;
     let mut last_sign = None;
@@ -66,8 +90,9 @@ fn apply_user_modes(modestr: &str, invisible: &mut bool, wallops: &mut bool) -> 
                 add = false;
                 continue;
             }
-            'i' => &mut *invisible,
-            'w' => &mut *wallops,
+            'i' => &mut modes.invisible,
+            'w' => &mut modes.wallops,
+            'B' => &mut modes.bot,
             'o' => continue,
             _ => {
                 res.unknown = true;
@@ -86,7 +111,7 @@ fn apply_user_modes(modestr: &str, invisible: &mut bool, wallops: &mut bool) -> 
     res
 }
 
-fn user_mode(c: &mut Client, target: &str, modestr: Option<&str>) {
+async fn user_mode(c: &mut Client, target: &str, modestr: Option<&str>) {
     if fold(target) != fold(c.nick()) {
         c.send(
             c.num()
@@ -96,19 +121,11 @@ fn user_mode(c: &mut Client, target: &str, modestr: Option<&str>) {
         return;
     }
     let Some(modestr) = modestr else {
-        let mut modes = String::from("+");
-        if c.umode_invisible {
-            modes.push('i');
-        }
-        if c.umode_wallops {
-            modes.push('w');
-        }
-        c.send(c.num().n(RPL_UMODEIS).param(modes));
+        c.send(c.num().n(RPL_UMODEIS).param(c.umodes.letters()));
         return;
     };
-    let (mut i, mut w) = (c.umode_invisible, c.umode_wallops);
-    let res = apply_user_modes(modestr, &mut i, &mut w);
-    (c.umode_invisible, c.umode_wallops) = (i, w);
+    let was_bot = c.umodes.bot;
+    let res = apply_user_modes(modestr, &mut c.umodes);
     if res.unknown {
         c.send(c.num().n(ERR_UMODEUNKNOWNFLAG).text("Unknown MODE flag"));
     }
@@ -121,6 +138,11 @@ fn user_mode(c: &mut Client, target: &str, modestr: Option<&str>) {
                 .text(res.applied),
         );
     }
+    let bot = c.umodes.bot;
+    if bot != was_bot {
+        c.update_record(|r| r.bot = bot).await;
+        super::user::announce(c, MemberChange::Bot { bot }).await;
+    }
 }
 
 #[cfg(test)]
@@ -129,24 +151,25 @@ mod tests {
 
     #[test]
     fn user_modes() {
-        let (mut i, mut w) = (false, false);
-        let r = apply_user_modes("+iw", &mut i, &mut w);
+        let mut m = UserModes::default();
+        let r = apply_user_modes("+iwB", &mut m);
         assert_eq!(
             r,
             UserModeResult {
-                applied: "+iw".into(),
+                applied: "+iwB".into(),
                 unknown: false
             }
         );
-        assert!(i && w);
-        let r = apply_user_modes("-i+wZo", &mut i, &mut w);
+        assert!(m.invisible && m.wallops && m.bot);
+        assert_eq!(m.letters(), "+iwB");
+        let r = apply_user_modes("-iB+wZo", &mut m);
         assert_eq!(
             r,
             UserModeResult {
-                applied: "-i".into(),
+                applied: "-iB".into(),
                 unknown: true
             }
         );
-        assert!(!i && w);
+        assert!(!m.invisible && m.wallops && !m.bot);
     }
 }

@@ -35,14 +35,18 @@ pub async fn who(c: &mut Client, m: &crate::irc::line::Message) {
     if valid_nick(&mask) {
         match c.gw.registry.session_by_nick(&mask).await {
             Ok(Some(rec)) => {
-                let flags = if rec.away.is_some() { "G" } else { "H" };
+                let flags = format!(
+                    "{}{}",
+                    if rec.away.is_some() { "G" } else { "H" },
+                    if rec.bot { "B" } else { "" }
+                );
                 let a = &rec.actor;
                 let line = who_reply(
                     "*",
                     &a.user,
                     &a.host,
                     &a.nick,
-                    flags,
+                    &flags,
                     &a.realname,
                     &c.view(),
                 );
@@ -164,6 +168,9 @@ pub async fn whois(c: &mut Client, m: &crate::irc::line::Message) {
     );
     if let Some(away) = &rec.away {
         c.send(n.n(RPL_AWAY).param(a.nick.as_str()).text(away.as_str()));
+    }
+    if rec.bot {
+        c.send(n.n(RPL_WHOISBOT).param(a.nick.as_str()).text("is a bot"));
     }
     if let Some(account) = &a.account {
         c.send(

@@ -119,14 +119,8 @@ fn shown(word: &str) -> &str {
 }
 
 fn fail(c: &Client, code: &str, context: &[&str], text: &str) {
-    let mut m = Message::new("FAIL")
-        .with_source(c.server())
-        .param(COMMAND)
-        .param(code);
-    for p in context {
-        m = m.param(shown(p));
-    }
-    c.send(m.text(text));
+    let shown: Vec<&str> = context.iter().map(|p| shown(p)).collect();
+    c.fail(COMMAND, code, &shown, text);
 }
 
 fn invalid_target(c: &Client, target: &str) {

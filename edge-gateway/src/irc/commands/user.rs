@@ -1,20 +1,21 @@
-//! Changes to the user itself after registration: NICK and AWAY. Both are
-//! member changes: one `Member` intent per room the session is in, all
-//! sharing one event id so that someone sharing several of those rooms is
-//! shown the change once.
+//! Changes to the user itself after registration: NICK, AWAY and SETNAME
+//! (IRCv3 `setname`). All are member changes: one `Member` intent per room
+//! the session is in, all sharing one event id so that someone sharing
+//! several of those rooms is shown the change once.
 
 use bus::names::fold;
 use bus::new_id;
 use bus::schema::{IntentBody, MemberChange};
 
+use crate::irc::caps::Cap;
 use crate::irc::client::Client;
 use crate::irc::line::{truncated, Message};
 use crate::irc::numeric::*;
-use crate::irc::validate::{valid_nick, AWAYLEN};
+use crate::irc::validate::{valid_nick, AWAYLEN, REALNAMELEN};
 use crate::registry::RegistryError;
 
 /// Publishes `change` to every room the session is in.
-async fn announce(c: &mut Client, change: MemberChange) {
+pub(super) async fn announce(c: &mut Client, change: MemberChange) {
     let event = new_id();
     let rooms: Vec<String> = c.rooms().cloned().collect();
     for room in rooms {
@@ -122,4 +123,61 @@ pub async fn away(c: &mut Client, m: &Message) {
         ),
     }
     announce(c, MemberChange::Away { message }).await;
+}
+
+/// After the session's own JOIN: the join intent carries neither the away
+/// state nor bot mode (the router's new member starts "here", not a bot),
+/// so the gateway restates them to that one room. The router records them
+/// (WHO, NAMES) and, for away, every gateway's members with `away-notify`
+/// see the AWAY right after the JOIN, as that spec asks.
+pub async fn restate_after_join(c: &mut Client, room: &str) {
+    let Some(session) = &c.session else {
+        return;
+    };
+    let (away, bot) = {
+        let st = session.shared.state.lock().await;
+        (st.record.away.clone(), st.record.bot)
+    };
+    let mut changes = Vec::new();
+    if away.is_some() {
+        changes.push(MemberChange::Away { message: away });
+    }
+    if bot {
+        changes.push(MemberChange::Bot { bot });
+    }
+    for change in changes {
+        c.intent(IntentBody::Member {
+            room: room.to_string(),
+            event: new_id(),
+            change,
+        })
+        .await;
+    }
+}
+
+/// `SETNAME :<realname>` (IRCv3 `setname`): changes the realname shown in
+/// WHOIS (311), WHO and extended-join. The client itself is told with its
+/// own `SETNAME` (if it negotiated the cap), its channels by the router's
+/// realname event. A realname that is empty or longer than `REALNAMELEN`
+/// is refused, not truncated: the client asked for that exact text.
+pub async fn setname(c: &mut Client, m: &Message) {
+    let Some(realname) = m.params.first().cloned() else {
+        c.send(c.num().need_more_params("SETNAME"));
+        return;
+    };
+    if realname.trim().is_empty() || realname.len() > REALNAMELEN {
+        c.fail("SETNAME", "INVALID_REALNAME", &[], "Realname is not valid");
+        return;
+    }
+    c.realname = realname.clone();
+    let stored = realname.clone();
+    c.update_record(|r| r.actor.realname = stored).await;
+    if c.caps.has(Cap::Setname) {
+        c.send(
+            Message::new("SETNAME")
+                .with_source(c.source())
+                .text(realname.as_str()),
+        );
+    }
+    announce(c, MemberChange::Realname { realname }).await;
 }
