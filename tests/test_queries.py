@@ -133,3 +133,36 @@ def test_time(clients, uniq):
     a.send("TIME")
     reply = a.expect(a.num("391"))
     assert len(reply.params) >= 3 and reply.text, reply.raw
+
+
+def test_whox_gives_the_fields_asked_for(platform, clients, uniq):
+    """WHO <mask> %fields[,token] (ISUPPORT WHOX): 354 lines with the fields
+    in the extension's order, accounts as `0` when logged out, the token
+    echoed; a channel's members from the router, a nick from the registry."""
+    from harness.accounts import sasl_connect
+
+    name, pw = uniq("wx"), "pw-" + uniq("whox")
+    assert platform.chatctl("account", "create", name, stdin=pw + "\n").returncode == 0
+    logged = clients.connect(1)
+    assert sasl_connect(logged, name, name, pw)[0] == "903"
+    guest = clients.user(uniq("wg"))
+    chan = "#" + uniq("whox")
+    logged.send(f"JOIN {chan}")
+    logged.expect(rf" 366 {esc(name)} {esc(chan)} ")
+    guest.join(chan)
+    isupport = " ".join(ln.raw for ln in guest.burst if " 005 " in ln.raw)
+    assert " WHOX" in isupport, isupport
+
+    me = esc(guest.nick)
+    guest.send(f"WHO {chan} %tcnfa,42")
+    rows = {}
+    for _ in range(2):
+        ln = guest.expect(rf" 354 {me} 42 {esc(chan)} ")
+        rows[ln.params[3]] = ln.params[4:]
+    guest.expect(rf" 315 {me} {esc(chan)} ")
+    assert rows[name] == ["H@", name] and rows[guest.nick] == ["H", "0"], rows
+    guest.send(f"WHO {name} %nuar")
+    ln = guest.expect(rf" 354 {me} ")
+    assert ln.params[1:] == [ln.params[1], name, name, f"SASL {name}"], ln.raw
+    assert ln.params[1].lstrip("~") == name[:10], ln.raw
+    guest.expect(rf" 315 {me} {esc(name)} ")

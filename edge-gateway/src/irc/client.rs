@@ -2,6 +2,7 @@
 //! sending lines, publishing intents (pipelined confirms), keeping the
 //! session record in NATS current, and reacting to what the bus delivers.
 
+use std::collections::HashMap;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
@@ -138,6 +139,8 @@ pub struct Client {
     pub monitor: Monitor,
     /// The `[irc.opers]` name this connection OPERed as.
     pub oper: Option<String>,
+    /// Channel WHOX requests waiting for the router's member list, by intent.
+    pub whox: HashMap<String, crate::irc::whox::Query>,
     /// Set by QUIT: the reason others see.
     pub quit: Option<String>,
     /// The connection is being closed (ERROR sent): no more notices.
@@ -194,6 +197,7 @@ impl Client {
             umodes: UserModes::default(),
             monitor: Monitor::default(),
             oper: None,
+            whox: HashMap::new(),
             quit: None,
             closing: false,
             confirms: FuturesOrdered::new(),
@@ -419,6 +423,13 @@ impl Client {
                         redact::refused(self, &redacting, code);
                         return;
                     }
+                }
+                if let (Reply::Who { name, members, .. }, Some(q)) =
+                    (&r.body, self.whox.remove(&r.intent))
+                {
+                    let lines = crate::irc::commands::who_lines(self, &q, name, members);
+                    self.send_all(lines);
+                    return;
                 }
                 let lines = render::reply(&r.body, &self.view());
                 self.send_all(lines);

@@ -28,6 +28,7 @@ pub fn tokens(network: &str, chathistory_max: u32) -> Vec<String> {
         "CHANTYPES=#".into(),
         format!("CHATHISTORY={chathistory_max}"),
         "ELIST=CMNTU".into(),
+        "WHOX".into(),
         "EXTBAN=$,a".into(),
         "HOSTLEN=64".into(),
         format!("KICKLEN={KICKLEN}"),

@@ -22,6 +22,7 @@ pub mod tls;
 pub mod transport;
 pub mod validate;
 pub mod websocket;
+pub mod whox;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

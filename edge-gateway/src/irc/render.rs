@@ -30,7 +30,7 @@ pub struct View<'a> {
 }
 
 impl View<'_> {
-    fn n(&self, code: u16) -> Message {
+    pub(crate) fn n(&self, code: u16) -> Message {
         numeric(self.server, code, self.nick)
     }
 }
@@ -487,13 +487,18 @@ pub fn names_lines(chan: &str, members: &[MemberInfo], secret: bool, v: &View) -
 
 /// One 352 line.
 pub fn who_line(chan: &str, m: &MemberInfo, v: &View) -> Message {
-    let flags = format!(
+    let flags = who_flags(m, v);
+    who_reply(chan, &m.user, &m.host, &m.nick, &flags, &m.realname, v)
+}
+
+/// A member's WHO flags: `H`/`G`, `B` for a bot, then its prefixes.
+pub fn who_flags(m: &MemberInfo, v: &View) -> String {
+    format!(
         "{}{}{}",
         if m.away { "G" } else { "H" },
         if m.bot { "B" } else { "" },
         member_prefix(m, v.caps.has(Cap::MultiPrefix))
-    );
-    who_reply(chan, &m.user, &m.host, &m.nick, &flags, &m.realname, v)
+    )
 }
 
 /// `352 <me> <chan> <user> <host> <server> <nick> <flags> :0 <realname>`.

@@ -10,6 +10,7 @@ pub mod monitor;
 pub mod nickserv;
 mod oper;
 mod query;
+pub use query::who_lines;
 pub mod redact;
 pub mod registration;
 pub mod sasl;

@@ -14,6 +14,7 @@ use crate::irc::line::MAX_BODY_BYTES;
 use crate::irc::numeric::*;
 use crate::irc::render::who_reply;
 use crate::irc::validate::{channel_of, is_channel, room_of, valid_channel, valid_nick};
+use crate::irc::whox;
 
 /// Most nicks one ISON answers about.
 const ISON_MAX: usize = 64;
@@ -25,11 +26,16 @@ pub async fn who(c: &mut Client, m: &crate::irc::line::Message) {
         c.send(c.num().n(RPL_ENDOFWHO).param("*").text("End of WHO list"));
         return;
     };
+    let whox = m.params.get(1).and_then(|a| whox::parse(a));
     if is_channel(&mask) && valid_channel(&mask) {
-        c.intent(IntentBody::Who {
-            room: room_of(&mask).to_string(),
-        })
-        .await;
+        let id = c
+            .intent(IntentBody::Who {
+                room: room_of(&mask).to_string(),
+            })
+            .await;
+        if let (Some(id), Some(q)) = (id, whox) {
+            c.whox.insert(id, q);
+        }
         return;
     }
     if valid_nick(&mask) {
@@ -41,15 +47,30 @@ pub async fn who(c: &mut Client, m: &crate::irc::line::Message) {
                     if rec.bot { "B" } else { "" }
                 );
                 let a = &rec.actor;
-                let line = who_reply(
-                    "*",
-                    &a.user,
-                    &a.host,
-                    &a.nick,
-                    &flags,
-                    &a.realname,
-                    &c.view(),
-                );
+                let line = match &whox {
+                    Some(q) => whox::line(
+                        q,
+                        &whox::Who {
+                            chan: "*",
+                            user: &a.user,
+                            host: &a.host,
+                            nick: &a.nick,
+                            flags: &flags,
+                            account: a.account.as_deref(),
+                            realname: &a.realname,
+                        },
+                        &c.view(),
+                    ),
+                    None => who_reply(
+                        "*",
+                        &a.user,
+                        &a.host,
+                        &a.nick,
+                        &flags,
+                        &a.realname,
+                        &c.view(),
+                    ),
+                };
                 c.send(line);
             }
             Ok(None) => {}
@@ -57,6 +78,40 @@ pub async fn who(c: &mut Client, m: &crate::irc::line::Message) {
         }
     }
     c.send(c.num().n(RPL_ENDOFWHO).param(mask).text("End of WHO list"));
+}
+
+/// A channel's WHOX answer: one 354 per member, then 315.
+pub fn who_lines(
+    c: &Client,
+    q: &whox::Query,
+    name: &str,
+    members: &[bus::schema::MemberInfo],
+) -> Vec<crate::irc::line::Message> {
+    let v = c.view();
+    let chan = crate::irc::validate::channel_of(name);
+    let mut out: Vec<_> = members
+        .iter()
+        .map(|m| {
+            let flags = crate::irc::render::who_flags(m, &v);
+            let who = whox::Who {
+                chan: &chan,
+                user: &m.user,
+                host: &m.host,
+                nick: &m.nick,
+                flags: &flags,
+                account: m.account.as_deref(),
+                realname: &m.realname,
+            };
+            whox::line(q, &who, &v)
+        })
+        .collect();
+    out.push(
+        c.num()
+            .n(RPL_ENDOFWHO)
+            .param(chan.as_str())
+            .text("End of WHO list"),
+    );
+    out
 }
 
 /// The `@`/`+` prefix of `sid` in a room, per multi-prefix.
