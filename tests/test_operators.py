@@ -43,6 +43,16 @@ def test_oper_and_kill(make_platform, clients, uniq):
     boss.send("OPER BOSS the-boss-password")
     boss.expect(rf" 381 {nick} :You are now an IRC operator$")
     boss.expect(by(boss.nick) + rf"MODE {nick} :\+o$")
+    boss.send(f"MODE {boss.nick}")
+    boss.expect(rf" 221 {nick} \+\S*o")
+    # Anyone's WHOIS, on either gateway, says so.
+    victim.send(f"WHOIS {boss.nick}")
+    victim.expect(rf" 313 {esc(victim.nick)} {nick} :is an IRC operator$")
+    # +o cannot be taken by MODE; -o gives it up (and KILL with it).
+    watcher.send(f"MODE {watcher.nick} +o")
+    watcher.send(f"MODE {watcher.nick}")
+    line = watcher.expect(rf" 221 {esc(watcher.nick)} ")
+    assert "o" not in line.params[1], line.raw
 
     boss.send("KILL")
     boss.expect(rf" 461 {nick} KILL ")
@@ -85,3 +95,20 @@ def lp_create(plat):
             return resp.status, resp.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+
+
+
+def test_giving_up_operator_status(make_platform, clients, uniq):
+    plat = make_platform(gateways=1, env={"CHAT__IRC__OPERS__BOSS": oper_hash("the-boss-password")})
+    boss = clients.user(uniq("og"), plat=plat)
+    nick = esc(boss.nick)
+    other = clients.user(uniq("oo"), plat=plat)
+    boss.send("OPER boss the-boss-password")
+    boss.expect(rf" 381 {nick} ")
+    boss.send(f"MODE {boss.nick} -o")
+    boss.expect(by(boss.nick) + rf"MODE {nick} :-o$")
+    boss.send(f"KILL {other.nick} :no longer")
+    boss.expect(rf" 481 {nick} :Permission Denied")
+    other.send(f"WHOIS {boss.nick}")
+    end = other.expect(rf" 318 {esc(other.nick)} {nick} ")
+    assert not [ln for ln in other.history if ln.n < end.n and ln.command == "313"], "still shown as an operator"

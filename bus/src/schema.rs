@@ -951,6 +951,9 @@ pub struct SessionRecord {
     /// The client's connection is TLS (IRC WHOIS 671).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tls: bool,
+    /// An IRC operator (WHOIS 313).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oper: bool,
     /// The SHA-256 fingerprint of the client's TLS certificate (WHOIS 276
     /// to the session itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]

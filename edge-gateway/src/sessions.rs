@@ -199,6 +199,7 @@ pub async fn start(
         tls: false,
         certfp: None,
         bot: false,
+        oper: false,
     };
     if let Err(e) = gw.registry.put_session(&record).await {
         let _ = gw.registry.release_nick(&record.actor.nick, nick_rev).await;

@@ -66,6 +66,7 @@ pub const RPL_INFO: u16 = 371;
 pub const RPL_ENDOFINFO: u16 = 374;
 pub const ERR_HELPNOTFOUND: u16 = 524;
 pub const RPL_YOUREOPER: u16 = 381;
+pub const RPL_WHOISOPERATOR: u16 = 313;
 pub const RPL_WHOWASUSER: u16 = 314;
 pub const RPL_ENDOFWHOWAS: u16 = 369;
 pub const ERR_WASNOSUCHNICK: u16 = 406;

@@ -51,13 +51,20 @@ pub struct UserModes {
     pub wallops: bool,
     /// `+B`: the client is a bot (ISUPPORT `BOT=B`).
     pub bot: bool,
+    /// `+o`: an IRC operator (set by OPER only; `-o` gives it up).
+    pub oper: bool,
 }
 
 impl UserModes {
-    /// `+iwB` as set, for 221.
+    /// `+iwoB` as set, for 221.
     fn letters(self) -> String {
         let mut modes = String::from("+");
-        for (on, letter) in [(self.invisible, 'i'), (self.wallops, 'w'), (self.bot, 'B')] {
+        for (on, letter) in [
+            (self.invisible, 'i'),
+            (self.wallops, 'w'),
+            (self.oper, 'o'),
+            (self.bot, 'B'),
+        ] {
             if on {
                 modes.push(letter);
             }
@@ -74,8 +81,9 @@ struct UserModeResult {
     unknown: bool,
 }
 
-/// Applies a user mode string. `o` cannot be set by a user and is
-/// ignored; unknown letters are reported once.
+/// Applies a user mode string. `+o` cannot be set by a user (OPER does)
+/// and is ignored, `-o` gives operator status up; unknown letters are
+/// reported once.
 fn apply_user_modes(modestr: &str, modes: &mut UserModes) -> UserModeResult {
     let mut res = UserModeResult::default();
     let mut add = true;
@@ -93,6 +101,7 @@ fn apply_user_modes(modestr: &str, modes: &mut UserModes) -> UserModeResult {
             'i' => &mut modes.invisible,
             'w' => &mut modes.wallops,
             'B' => &mut modes.bot,
+            'o' if !add => &mut modes.oper,
             'o' => continue,
             _ => {
                 res.unknown = true;
@@ -137,6 +146,9 @@ async fn user_mode(c: &mut Client, target: &str, modestr: Option<&str>) {
                 .param(nick)
                 .text(res.applied),
         );
+    }
+    if !c.umodes.oper && c.oper.take().is_some() {
+        c.update_record(|r| r.oper = false).await;
     }
     let bot = c.umodes.bot;
     if bot != was_bot {

@@ -33,6 +33,8 @@ pub async fn oper(c: &mut Client, m: &Message) {
         return;
     }
     c.oper = Some(name.to_ascii_lowercase());
+    c.umodes.oper = true;
+    c.update_record(|r| r.oper = true).await;
     tracing::info!(oper = %name, nick = %c.nick(), host = %c.host, "OPER");
     c.send(c.num().n(RPL_YOUREOPER).text("You are now an IRC operator"));
     c.send(

@@ -235,6 +235,13 @@ pub async fn whois(c: &mut Client, m: &crate::irc::line::Message) {
                 .text("is logged in as"),
         );
     }
+    if rec.oper {
+        c.send(
+            n.n(RPL_WHOISOPERATOR)
+                .param(a.nick.as_str())
+                .text("is an IRC operator"),
+        );
+    }
     if rec.tls {
         c.send(
             n.n(RPL_WHOISSECURE)
