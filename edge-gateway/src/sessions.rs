@@ -205,6 +205,7 @@ pub async fn start(
         let _ = gw.registry.release_nick(&record.actor.nick, nick_rev).await;
         return Err(StartError::Registry(e));
     }
+    let account = record.actor.account.clone();
     let shared = Arc::new(SessionShared {
         sid,
         state: tokio::sync::Mutex::new(LiveState {
@@ -220,7 +221,7 @@ pub async fn start(
         shared: shared.clone(),
     });
     gw.note_sessions();
-    if let Some(account) = &shared.state.lock().await.record.actor.account {
+    if let Some(account) = &account {
         gw.registry
             .signal_presence(account, &shared.sid, true)
             .await;

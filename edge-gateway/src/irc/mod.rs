@@ -44,14 +44,28 @@ const WRITER_GRACE: Duration = Duration::from_secs(5);
 pub async fn serve(
     listener: TcpListener,
     gw: Arc<Gateway>,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
     drain: mpsc::Sender<()>,
+) {
+    let stop = shutdown.clone();
+    accept_loop(listener, stop, |stream, peer| {
+        spawn_connection(stream, peer, gw.clone(), shutdown.clone(), drain.clone())
+    })
+    .await
+}
+
+/// Accepts connections until shutdown, handing each to `on_accept` (which
+/// must not wait: it spawns). The TCP and TLS listeners share it.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    mut shutdown: Shutdown,
+    mut on_accept: impl FnMut(TcpStream, SocketAddr),
 ) {
     loop {
         tokio::select! {
             _ = shutdown.wait() => return,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => spawn_connection(stream, peer, gw.clone(), shutdown.clone(), drain.clone()),
+                Ok((stream, peer)) => on_accept(stream, peer),
                 Err(e) => {
                     // Usually out of file descriptors: back off a little.
                     tracing::warn!(error = %e, "accept failed");

@@ -88,25 +88,16 @@ pub async fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     gw: Arc<Gateway>,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
     drain: mpsc::Sender<()>,
 ) {
-    loop {
-        tokio::select! {
-            _ = shutdown.wait() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let acceptor = acceptor.clone();
-                    let (gw, shutdown, drain) = (gw.clone(), shutdown.clone(), drain.clone());
-                    tokio::spawn(handshake(acceptor, stream, peer, gw, shutdown, drain));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "TLS accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-        }
-    }
+    let stop = shutdown.clone();
+    super::accept_loop(listener, stop, |stream, peer| {
+        let acceptor = acceptor.clone();
+        let (gw, shutdown, drain) = (gw.clone(), shutdown.clone(), drain.clone());
+        tokio::spawn(handshake(acceptor, stream, peer, gw, shutdown, drain));
+    })
+    .await
 }
 
 async fn handshake(

@@ -86,7 +86,8 @@ pub async fn list(c: &mut Conn, id: Option<&str>) {
         rooms,
     };
     if c.ask_history(query, Wait::ListTargets).await.is_none() {
-        set_targets(c, Vec::new()).await;
+        set_targets(c, Vec::new());
+        finish_if_complete(c).await;
     }
 }
 
@@ -99,10 +100,14 @@ fn set_topics(c: &mut Conn, items: Option<Vec<TopicState>>) {
     }
 }
 
-async fn set_targets(c: &mut Conn, items: Vec<TargetSummary>) {
+fn set_targets(c: &mut Conn, items: Vec<TargetSummary>) {
     if let Some(l) = c.listing.as_mut() {
         l.targets = Some(items);
     }
+}
+
+/// Sends the list once both halves are in.
+async fn finish_if_complete(c: &mut Conn) {
     if c.listing
         .as_ref()
         .is_some_and(|l| l.topics.is_some() && l.targets.is_some())
@@ -119,12 +124,7 @@ pub async fn on_topics(c: &mut Conn, body: AuthReplyBody) {
             set_topics(c, None);
         }
     }
-    if c.listing
-        .as_ref()
-        .is_some_and(|l| l.topics.is_some() && l.targets.is_some())
-    {
-        finish(c).await;
-    }
+    finish_if_complete(c).await;
 }
 
 pub async fn on_targets(c: &mut Conn, body: HistoryReplyBody) {
@@ -135,7 +135,8 @@ pub async fn on_targets(c: &mut Conn, body: HistoryReplyBody) {
             Vec::new()
         }
     };
-    set_targets(c, items).await;
+    set_targets(c, items);
+    finish_if_complete(c).await;
 }
 
 /// The listing's deadline passed: send what is known.
