@@ -10,16 +10,11 @@ result; every raw server message the SDK received is kept for checks.
 
 from __future__ import annotations
 
-import itertools
 import json
-import subprocess
-import tempfile
-import threading
 import time
-from pathlib import Path
 from typing import Callable
 
-JS = Path(__file__).resolve().parent.parent / "js"
+from .nodeagent import JS, NodeAgent
 
 
 class TinodeError(AssertionError):
@@ -29,85 +24,34 @@ class TinodeError(AssertionError):
         self.error = result.get("error")
 
 
-class TinodeAgent:
+class TinodeAgent(NodeAgent):
     def __init__(self, plat, gw: int = 0, transport: str = "ws", timeout: float = 20):
         host = f"127.0.0.1:{plat.gateway(gw).http_port}"
-        self.name = f"tinode-{transport}"
-        # stderr to a file, not a pipe: with TINODE_AGENT_LOG=1 the SDK logs
-        # every packet there, which would fill a pipe nobody reads.
-        self._log = tempfile.TemporaryFile("w+")
-        self.proc = subprocess.Popen(
-            ["node", str(JS / "tinode-agent.mjs"), host, transport],
-            cwd=JS, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True,
-        )
         self.packets: list[dict] = []
-        self.events: list[dict] = []
-        self._taken: set[int] = set()
-        self._ids = itertools.count(1)
-        self._cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
+        super().__init__(f"tinode-{transport}", [str(JS / "tinode-agent.mjs"), host, transport])
         ready = self._wait_event(lambda e: e["event"] in ("ready", "error", "exit"), timeout)
         assert ready and ready["event"] == "ready", f"tinode agent did not connect: {ready} {self._stderr()}"
 
-    def _stderr(self) -> str:
-        self._log.seek(0)
-        return self._log.read()[-2000:]
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if not line.startswith("{"):
-                continue
-            ev = json.loads(line)
-            with self._cond:
-                if ev["event"] == "raw" and "pkt" in ev:
-                    self.packets.append(ev["pkt"])
-                else:
-                    self.events.append(ev)
-                self._cond.notify_all()
-        with self._cond:
-            self.events.append({"event": "exit"})
-            self._cond.notify_all()
-
-    def _wait_event(self, pred, timeout: float):
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for ev in self.events:
-                    if pred(ev):
-                        return ev
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self._cond.wait(left)
+    def _keep(self, ev: dict) -> None:
+        # Raw server messages are what tests check; the rest are the agent's.
+        if ev["event"] == "raw" and "pkt" in ev:
+            self.packets.append(ev["pkt"])
+        else:
+            self.events.append(ev)
 
     def call(self, op: str, timeout: float = 15, **args):
         """Runs one SDK operation; its value, or TinodeError with the code."""
-        req = next(self._ids)
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps({"req": req, "op": op, **args}) + "\n")
-        self.proc.stdin.flush()
-        res = self._wait_event(lambda e: e["event"] in ("result", "exit") and e.get("req", req) == req, timeout)
-        assert res is not None, f"{self.name}: {op} got no result within {timeout}s"
-        assert res["event"] == "result", f"{self.name}: agent exited during {op}: {self._stderr()}"
+        res = self._request(op, timeout, **args)
         if not res["ok"]:
             raise TinodeError(op, res)
         return res["value"]
 
     def expect(self, pred: Callable[[dict], bool], timeout: float = 10, what: str = "") -> dict:
         """The first raw server message not taken yet matching `pred`."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for i, p in enumerate(self.packets):
-                    if i not in self._taken and pred(p):
-                        self._taken.add(i)
-                        return p
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    recent = "\n".join(json.dumps(p) for p in self.packets[-8:])
-                    raise AssertionError(f"{self.name}: no packet {what} within {timeout}s; last ones:\n{recent}")
-                self._cond.wait(left)
+        def recent() -> str:
+            return "\n".join(json.dumps(p) for p in self.packets[-8:])
+
+        return self._take(self.packets, pred, timeout, f"packet {what}", recent)
 
     def expect_none(self, pred: Callable[[dict], bool], within: float = 1.0) -> None:
         time.sleep(within)
@@ -119,22 +63,6 @@ class TinodeAgent:
     def all(self, pred: Callable[[dict], bool]) -> list[dict]:
         with self._cond:
             return [p for p in self.packets if pred(p)]
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                assert self.proc.stdin is not None
-                self.proc.stdin.write(json.dumps({"op": "exit"}) + "\n")
-                self.proc.stdin.flush()
-                self.proc.wait(timeout=5)
-            except Exception:  # noqa: BLE001 - it is going away anyway
-                self.proc.kill()
-        for f in (self.proc.stdin, self.proc.stdout, self._log):
-            try:
-                if f:
-                    f.close()
-            except Exception:  # noqa: BLE001
-                pass
 
 
 def is_data(topic: str, seq: int | None = None):
