@@ -55,6 +55,21 @@ def history_then_chat(raw, chan: str, nick: str, tmux: Tmux, before: list[str]) 
     tmux.wait_screen(f"hello {nick}, from a raw socket")
 
 
+def scene(make_platform, clients, uniq, base: str, client: str):
+    """A platform replaying history on JOIN, an account for the client, and
+    a channel where a raw client already said three things."""
+    plat = make_platform(gateways=1, env=REPLAY)
+    name, pw = account(plat, uniq, base)
+    chan = "#" + uniq(base + "tls")
+    raw = clients.user(uniq("raw"), plat=plat)
+    raw.join(chan)
+    before = [f"said before {client} came {i}" for i in range(3)]
+    for text in before:
+        raw.send(f"PRIVMSG {chan} :{text}")
+    time.sleep(0.5)  # stored before the join asks for them
+    return plat, name, pw, chan, raw, before
+
+
 def reconnect_then_quit(raw, chan: str, nick: str, tmux: Tmux) -> None:
     """/reconnect: the same account comes back over TLS, rejoins and
     chats; then /quit."""
@@ -71,15 +86,7 @@ def reconnect_then_quit(raw, chan: str, nick: str, tmux: Tmux) -> None:
 @pytest.mark.timeout(120)
 def test_irssi_over_tls_with_sasl_history_and_reconnect(make_platform, clients, uniq, tmp_path):
     assert shutil.which("irssi") and shutil.which("tmux"), "irssi/tmux missing (scripts/test.sh installs them)"
-    plat = make_platform(gateways=1, env=REPLAY)
-    name, pw = account(plat, uniq, "ir")
-    chan = "#" + uniq("itls")
-    raw = clients.user(uniq("raw"), plat=plat)
-    raw.join(chan)
-    before = [f"said before irssi came {i}" for i in range(3)]
-    for text in before:
-        raw.send(f"PRIVMSG {chan} :{text}")
-    time.sleep(0.5)  # stored before the join asks for them
+    plat, name, pw, chan, raw, before = scene(make_platform, clients, uniq, "ir", "irssi")
 
     home = tmp_path / "irssi-home"
     home.mkdir()
@@ -111,15 +118,7 @@ settings = {{
 @pytest.mark.timeout(120)
 def test_weechat_over_tls_with_sasl_history_and_reconnect(make_platform, clients, uniq, tmp_path):
     assert shutil.which("weechat") and shutil.which("tmux"), "weechat/tmux missing (scripts/test.sh installs them)"
-    plat = make_platform(gateways=1, env=REPLAY)
-    name, pw = account(plat, uniq, "wc")
-    chan = "#" + uniq("wtls")
-    raw = clients.user(uniq("raw"), plat=plat)
-    raw.join(chan)
-    before = [f"said before weechat came {i}" for i in range(3)]
-    for text in before:
-        raw.send(f"PRIVMSG {chan} :{text}")
-    time.sleep(0.5)
+    plat, name, pw, chan, raw, before = scene(make_platform, clients, uniq, "wc", "weechat")
 
     home = tmp_path / "weechat-home"
     home.mkdir()
