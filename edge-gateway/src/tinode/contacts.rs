@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 
-use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -52,23 +51,11 @@ impl Contacts {
         if self.followed.len() >= MAX_CONTACTS {
             return;
         }
-        let nats = nats.clone();
-        let subject = bus::presence::subject(prefix, account);
-        let tx = self.tx.clone();
         let name = account.to_string();
-        let task = tokio::spawn(async move {
-            let mut sub = match nats.subscribe(subject).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::debug!(error = %e, "tinode: following a contact failed");
-                    return;
-                }
-            };
-            while sub.next().await.is_some() {
-                // Only "look again": a full buffer already says so.
-                let _ = tx.try_send(name.clone());
-            }
-        });
+        // Only "look again": what the signal says is asked of the registry.
+        let subject = bus::presence::subject(prefix, account);
+        let task =
+            super::notes::forward(nats, subject, self.tx.clone(), move |_| Some(name.clone()));
         self.followed
             .insert(account.to_string(), Followed { task, online });
     }

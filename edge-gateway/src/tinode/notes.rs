@@ -53,27 +53,17 @@ impl Notes {
 
     /// Starts listening for the markers of `room` (attached as `topic`).
     pub fn watch(&mut self, topic: &str, room: &str) {
-        let client = self.client.clone();
-        let subject = self.subject(room);
-        let tx = self.tx.clone();
         let topic_name = topic.to_string();
-        let task = tokio::spawn(async move {
-            let mut sub = match client.subscribe(subject).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "tinode: subscribing to notes failed");
-                    return;
-                }
-            };
-            while let Some(msg) = sub.next().await {
-                let Ok(mut signal) = serde_json::from_slice::<Signal>(&msg.payload) else {
-                    continue;
-                };
+        let task = forward(
+            &self.client,
+            self.subject(room),
+            self.tx.clone(),
+            move |payload| {
+                let mut signal = serde_json::from_slice::<Signal>(payload).ok()?;
                 signal.topic = topic_name.clone();
-                // A session that does not keep up loses markers, not more.
-                let _ = tx.try_send(signal);
-            }
-        });
+                Some(signal)
+            },
+        );
         if let Some(old) = self.watching.insert(topic.to_string(), task) {
             old.abort();
         }
@@ -106,6 +96,32 @@ impl Notes {
             tracing::debug!(error = %e, "tinode: publishing a note failed");
         }
     }
+}
+
+/// Follows a core NATS subject for a session: each message `parse`s into
+/// an item for `tx`, dropped when the session does not keep up (signals
+/// are hints, never messages). The task ends when aborted.
+pub(super) fn forward<T: Send + 'static>(
+    client: &async_nats::Client,
+    subject: String,
+    tx: mpsc::Sender<T>,
+    parse: impl Fn(&[u8]) -> Option<T> + Send + 'static,
+) -> JoinHandle<()> {
+    let client = client.clone();
+    tokio::spawn(async move {
+        let mut sub = match client.subscribe(subject.clone()).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(%subject, error = %e, "tinode: subscribing to signals failed");
+                return;
+            }
+        };
+        while let Some(msg) = sub.next().await {
+            if let Some(item) = parse(&msg.payload) {
+                let _ = tx.try_send(item);
+            }
+        }
+    })
 }
 
 impl Drop for Notes {
