@@ -157,6 +157,17 @@ pub struct Intent {
     pub at: i64,
     pub actor: Actor,
     pub body: IntentBody,
+    /// Ask for a [`Reply::Done`] once everything the intent caused has been
+    /// published: an IRC client's labeled command (IRCv3 labeled-response)
+    /// is answered only when its gateway knows the response is complete.
+    /// The reply goes to the sender's gateway queue on the channel that
+    /// published the events and replies, so it arrives after them.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub done: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -501,6 +512,9 @@ pub enum Reply {
         name: String,
         nick: String,
     },
+    /// Everything intent [`SessionReply::intent`] caused has been
+    /// published (sent only when the intent asked, [`Intent::done`]).
+    Done,
     /// The intent was refused.
     Error {
         code: ErrorCode,
@@ -1057,6 +1071,7 @@ mod tests {
                 room: "Ops".into(),
                 key: None,
             },
+            done: false,
         });
         let json = String::from_utf8(msg.to_json()).unwrap();
         assert!(json.contains(r#""t":"intent""#), "{json}");

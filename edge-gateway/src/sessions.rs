@@ -353,6 +353,7 @@ pub async fn publish_intent(
         at: bus::now_ms(),
         actor: actor.clone(),
         body,
+        done: false,
     };
     let outcome = match gw.link.publish_intent(intent).await {
         Ok(pending) => {

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use bus::names::room_routing_key;
 use bus::recovery::{Link, Live};
-use bus::schema::{BusMessage, Intent, RoomRecord};
+use bus::schema::{BusMessage, Intent, Reply, RoomRecord, SessionReply, SCHEMA_VERSION};
 use bus::shutdown::Shutdown;
 use bus::topology::{
     gateway_queue, intent_queue, publish, session_key, BusError, DIRECT_EXCHANGE, INTENTS_EXCHANGE,
@@ -339,7 +339,9 @@ impl Partition {
             } => (room, outcome, snapshot),
             Step::Skipped => {
                 tracing::debug!(partition = self.partition, id = %intent.id, "intent already applied, skipped");
-                return Ok(());
+                // A redelivery after a crash: the first Done may never
+                // have been sent.
+                return self.done(intent, confirms).await;
             }
             Step::Misrouted => {
                 tracing::warn!(
@@ -391,6 +393,29 @@ impl Partition {
                 }
             }
         }
+        self.done(intent, confirms).await
+    }
+
+    /// Tells the sender's gateway that everything `intent` caused has been
+    /// published, if it asked ([`Intent::done`]). Published on the same
+    /// channel as the events and replies, so it reaches the gateway queue
+    /// after them.
+    async fn done(
+        &self,
+        intent: &Intent,
+        confirms: &mut Vec<PublisherConfirm>,
+    ) -> Result<(), PartitionError> {
+        if !intent.done {
+            return Ok(());
+        }
+        let msg = BusMessage::Reply(SessionReply {
+            v: SCHEMA_VERSION,
+            sid: intent.actor.sid.clone(),
+            intent: intent.id.clone(),
+            body: Reply::Done,
+        });
+        let queue = gateway_queue(&intent.actor.gateway);
+        confirms.push(publish(&self.channel, "", &queue, &msg, false).await?);
         Ok(())
     }
 

@@ -153,8 +153,17 @@ async fn send(c: &mut Client, body: AuthRequestBody, purpose: Purpose) -> Option
         Ok(pending) => {
             let confirm_id = id.clone();
             c.confirms.push_back(Box::pin(async move {
-                (Pending::Auth { id: confirm_id }, confirmed(pending).await)
+                (
+                    Pending::Auth { id: confirm_id },
+                    confirmed(pending).await,
+                    None,
+                )
             }));
+            // A labeled command's response waits for the answer (a
+            // background check is nobody's response).
+            if !matches!(purpose, Purpose::Reserve { .. }) {
+                c.labels.wait_for(&id);
+            }
             Some(AuthPending {
                 id,
                 purpose,
@@ -204,7 +213,7 @@ pub async fn on_timeout(c: &mut Client) {
             code: AuthError::Internal,
             retry_after_secs: None,
         };
-        answer(c, p.purpose, failure).await;
+        answer(c, p, failure).await;
     }
     let (expired, live): (Vec<_>, Vec<_>) = std::mem::take(&mut c.auth_lookups)
         .into_iter()
@@ -216,7 +225,7 @@ pub async fn on_timeout(c: &mut Client) {
             code: AuthError::Internal,
             retry_after_secs: None,
         };
-        answer(c, p.purpose, failure).await;
+        answer(c, p, failure).await;
     }
 }
 
@@ -235,12 +244,20 @@ pub async fn on_reply(c: &mut Client, reply: AuthReply) {
         },
     };
     match pending {
-        Some(p) => answer(c, p.purpose, reply.body).await,
+        Some(p) => answer(c, p, reply.body).await,
         None => tracing::debug!(id = %reply.id, "dropping an auth reply nobody waits for"),
     }
 }
 
-async fn answer(c: &mut Client, purpose: Purpose, body: AuthReplyBody) {
+/// Handles the answer (or the failure) of request `p`, as part of the
+/// labeled response that waits for it, if one does.
+async fn answer(c: &mut Client, p: AuthPending, body: AuthReplyBody) {
+    let entered = c.labels.enter(&p.id);
+    handle(c, p.purpose, body).await;
+    c.labels.leave(&p.id, entered, true, &c.out);
+}
+
+async fn handle(c: &mut Client, purpose: Purpose, body: AuthReplyBody) {
     match purpose {
         Purpose::Sasl => sasl::on_reply(c, body).await,
         Purpose::Register {

@@ -25,10 +25,11 @@ pub enum Cap {
     AwayNotify,
     InviteNotify,
     Setname,
+    LabeledResponse,
 }
 
 /// Every capability offered, in the order `CAP LS` lists them.
-pub const SUPPORTED: [Cap; 17] = [
+pub const SUPPORTED: [Cap; 18] = [
     Cap::CapNotify,
     Cap::EchoMessage,
     Cap::MessageTags,
@@ -46,6 +47,7 @@ pub const SUPPORTED: [Cap; 17] = [
     Cap::AwayNotify,
     Cap::InviteNotify,
     Cap::Setname,
+    Cap::LabeledResponse,
 ];
 
 /// The SASL mechanisms offered (the `sasl` cap value and numeric 908).
@@ -73,6 +75,7 @@ impl Cap {
             Cap::AwayNotify => "away-notify",
             Cap::InviteNotify => "invite-notify",
             Cap::Setname => "setname",
+            Cap::LabeledResponse => "labeled-response",
         }
     }
 

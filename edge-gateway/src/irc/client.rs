@@ -18,7 +18,7 @@ use std::pin::Pin;
 use tokio::sync::mpsc;
 
 use super::auth::AuthPending;
-use super::caps::CapSet;
+use super::caps::{Cap, CapSet};
 use super::commands::messaging;
 use super::commands::mode::UserModes;
 use super::commands::monitor::Monitor;
@@ -26,6 +26,7 @@ use super::commands::redact::{self, Redacting};
 use super::commands::sasl::Sasl;
 use super::commands::user;
 use super::history::{self, HistoryState};
+use super::labeled::Labels;
 use super::line::Message;
 use super::numeric::Numerics;
 use super::render::{self, View};
@@ -77,7 +78,9 @@ impl OutQueue {
 
 /// What a pending publisher confirm was for.
 pub enum Pending {
-    Intent,
+    Intent {
+        id: String,
+    },
     /// A private message: on refusal the sender gets 401 (unless NOTICE);
     /// on success its copy `log` goes to the history service (PRIVMSG and
     /// NOTICE), and then, or at once for TAGMSG, the sender gets its echo
@@ -107,8 +110,12 @@ pub enum Pending {
     },
 }
 
+/// A confirm as the connection loop gets it: what it was for, how it went,
+/// and the labeled response that waits for it (the hold's key), if any.
+pub type Confirmed = (Pending, Outcome, Option<String>);
+
 /// `Sync` too, so that `&Client` may be held across an await in a spawned task.
-pub type ConfirmFuture = Pin<Box<dyn Future<Output = (Pending, Outcome)> + Send + Sync>>;
+pub type ConfirmFuture = Pin<Box<dyn Future<Output = Confirmed> + Send + Sync>>;
 
 /// State that exists once registration completed.
 pub struct Registered {
@@ -130,6 +137,8 @@ pub struct Client {
     pub user: Option<String>,
     pub realname: String,
     pub caps: CapSet,
+    /// Labeled responses being assembled (IRCv3 labeled-response).
+    pub labels: Labels,
     /// 0 until `CAP LS`; then 301 or the version given (302).
     pub cap_version: u32,
     /// CAP negotiation started before registration and not ended yet.
@@ -182,6 +191,7 @@ pub struct Client {
 impl Client {
     pub fn new(gw: Arc<Gateway>, out: OutQueue, kill: Arc<Kill>, host: String) -> Self {
         Self {
+            labels: Labels::new(&gw.irc.server_name),
             gw,
             out,
             kill,
@@ -236,7 +246,21 @@ impl Client {
     }
 
     pub fn send(&self, m: Message) {
-        self.out.send(m.to_wire());
+        self.labels.send(m, &self.out);
+    }
+
+    /// Queues the confirm of a publish: `pending` says what follows it. A
+    /// labeled response being assembled waits for it.
+    pub fn await_confirm(&mut self, pending: Pending, confirm: lapin::PublisherConfirm) {
+        let hold = self.labels.hold();
+        self.confirms.push_back(Box::pin(async move {
+            (pending, confirmed(confirm).await, hold)
+        }));
+    }
+
+    /// Whether `label` tags on this client's commands are honoured.
+    pub fn labels_enabled(&self) -> bool {
+        self.session.is_some() && self.caps.has(Cap::LabeledResponse) && self.caps.has(Cap::Batch)
     }
 
     /// An IRCv3 standard reply `FAIL <command> <code> [<context>…] :<text>`.
@@ -326,19 +350,25 @@ impl Client {
     /// if it could not even be handed to the broker (the client is told).
     pub async fn intent(&mut self, body: IntentBody) -> Option<String> {
         let id = new_id();
+        // A labeled response waits for the router's Done.
+        let done = self.labels.active();
         let intent = bus::schema::Intent {
             v: SCHEMA_VERSION,
             id: id.clone(),
             at: now_ms(),
             actor: self.actor(),
             body,
+            done,
         };
         match self.gw.link.publish_intent(intent).await {
             Ok(pending) => {
                 metrics::intent();
-                self.confirms.push_back(Box::pin(async move {
-                    (Pending::Intent, confirmed(pending).await)
-                }));
+                if done {
+                    self.labels.wait_for(&id);
+                }
+                let p = Pending::Intent { id: id.clone() };
+                self.confirms
+                    .push_back(Box::pin(async move { (p, confirmed(pending).await, None) }));
                 Some(id)
             }
             Err(e) => {
@@ -413,30 +443,50 @@ impl Client {
     /// Something from the dispatcher.
     pub async fn on_outbound(&mut self, item: Outbound) {
         match item {
-            Outbound::Event(ev) => self.on_event(&ev).await,
-            Outbound::Reply(r) => {
-                if let Reply::Error { code, .. } = r.body {
-                    if self.notice_intents.contains(&r.intent) {
-                        return;
-                    }
-                    if let Some(redacting) = self.answered_redaction(&r.intent) {
-                        redact::refused(self, &redacting, code);
-                        return;
-                    }
-                }
-                if let (Reply::Who { name, members, .. }, Some(q)) =
-                    (&r.body, self.whox.remove(&r.intent))
-                {
-                    let lines = crate::irc::commands::who_lines(self, &q, name, members);
-                    self.send_all(lines);
-                    return;
-                }
-                let lines = render::reply(&r.body, &self.view());
-                self.send_all(lines);
-                if let Reply::Joined { room, name, .. } = &r.body {
-                    history::replay_after_join(self, room, name).await;
+            Outbound::Event(ev) => {
+                // The client's own intent's event belongs to the labeled
+                // response that waits for that intent, if one does.
+                let own = ev.actor.sid == self.sid();
+                let entered = own.then(|| self.labels.enter(&ev.id));
+                self.on_event(&ev).await;
+                if let Some(e) = entered {
+                    self.labels.leave(&ev.id, e, false, &self.out);
                 }
             }
+            Outbound::Reply(r) => {
+                if matches!(r.body, Reply::Done) {
+                    self.labels.release(&r.intent, &self.out);
+                    return;
+                }
+                let entered = self.labels.enter(&r.intent);
+                let intent = r.intent.clone();
+                self.on_reply(&r).await;
+                self.labels.leave(&intent, entered, false, &self.out);
+            }
+        }
+    }
+
+    /// A router reply to one of the client's intents.
+    async fn on_reply(&mut self, r: &bus::schema::SessionReply) {
+        if let Reply::Error { code, .. } = r.body {
+            if self.notice_intents.contains(&r.intent) {
+                return;
+            }
+            if let Some(redacting) = self.answered_redaction(&r.intent) {
+                redact::refused(self, &redacting, code);
+                return;
+            }
+        }
+        if let (Reply::Who { name, members, .. }, Some(q)) = (&r.body, self.whox.remove(&r.intent))
+        {
+            let lines = crate::irc::commands::who_lines(self, &q, name, members);
+            self.send_all(lines);
+            return;
+        }
+        let lines = render::reply(&r.body, &self.view());
+        self.send_all(lines);
+        if let Reply::Joined { room, name, .. } = &r.body {
+            history::replay_after_join(self, room, name).await;
         }
     }
 
@@ -505,10 +555,23 @@ impl Client {
     }
 
     /// A publisher confirm completed.
-    pub async fn on_confirm(&mut self, pending: Pending, outcome: Outcome) {
+    pub async fn on_confirm(&mut self, (pending, outcome, hold): Confirmed) {
+        let entered = hold.as_deref().map(|k| self.labels.enter(k));
+        self.confirmed(pending, outcome).await;
+        if let (Some(k), Some(e)) = (hold, entered) {
+            self.labels.leave(&k, e, true, &self.out);
+        }
+    }
+
+    async fn confirmed(&mut self, pending: Pending, outcome: Outcome) {
         match (pending, outcome) {
-            (Pending::Intent, Outcome::Confirmed) => {}
-            (Pending::Intent, _) => self.bus_trouble(),
+            (Pending::Intent { .. }, Outcome::Confirmed) => {}
+            (Pending::Intent { id }, _) => {
+                // No Done will come for it.
+                let entered = self.labels.enter(&id);
+                self.bus_trouble();
+                self.labels.leave(&id, entered, true, &self.out);
+            }
             (Pending::Auth { .. } | Pending::History { .. }, Outcome::Confirmed) => {}
             (Pending::Auth { id }, _) => super::auth::refused(self, &id),
             (Pending::History { id }, _) => history::refused(self, &id),

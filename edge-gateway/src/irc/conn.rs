@@ -20,7 +20,7 @@ use super::client::{Client, OutQueue};
 use super::commands::{self, monitor};
 use super::line::{parse, Message, ParseError};
 use super::transport::{Frame, LineSource};
-use super::{auth, history, reservation};
+use super::{auth, history, labeled, reservation};
 use crate::bus_link::next_delivery;
 use crate::gateway::Gateway;
 use crate::metrics;
@@ -172,6 +172,7 @@ pub async fn run<S: LineSource>(
         let auth_deadline = auth::deadline(&c);
         let guard_deadline = reservation::deadline(&c);
         let history_deadline = history::deadline(&c);
+        let labels_deadline = c.labels.deadline();
         tokio::select! {
             (_, r) = kill.wait() => break r,
             _ = shutdown.wait() => break "Server shutting down".to_string(),
@@ -200,8 +201,11 @@ pub async fn run<S: LineSource>(
                 }
             },
             change = monitor::next_change(&mut c.monitor.rx) => monitor::on_change(&mut c, change).await,
-            Some((p, outcome)) = c.confirms.next(), if !c.confirms.is_empty() => {
-                c.on_confirm(p, outcome).await;
+            Some(confirmed) = c.confirms.next(), if !c.confirms.is_empty() => {
+                c.on_confirm(confirmed).await;
+            }
+            _ = sleep_until(labels_deadline.unwrap_or(timer)), if labels_deadline.is_some() => {
+                c.labels.expire(&c.out);
             }
             _ = sleep_until(auth_deadline.unwrap_or(timer)), if auth_deadline.is_some() => {
                 auth::on_timeout(&mut c).await;
@@ -298,7 +302,16 @@ async fn handle_frame(c: &mut Client, frame: Frame) {
         Frame::Line(bytes) => bytes,
     };
     match parse(&bytes) {
-        Ok(m) => commands::dispatch(c, m).await,
+        Ok(m) => {
+            let label = labeled::label_of(&m, c.labels_enabled()).map(str::to_string);
+            if let Some(l) = &label {
+                c.labels.begin(l);
+            }
+            commands::dispatch(c, m).await;
+            if label.is_some() {
+                c.labels.end(&c.out);
+            }
+        }
         Err(ParseError::Empty | ParseError::Nul) => {}
         Err(ParseError::TooLong) => c.send(c.num().input_too_long()),
         Err(ParseError::InvalidUtf8 { command }) => {
@@ -323,6 +336,7 @@ async fn teardown(
 ) {
     let gw = c.gw.clone();
     c.closing = true;
+    c.labels.flush(&c.out);
     c.out
         .send_last(format!("ERROR :Closing Link: {} ({reason})", c.host))
         .await;
@@ -354,8 +368,8 @@ async fn teardown(
     // Handled, not just awaited: a private message confirmed now still
     // needs its copy for the history service published (a new confirm).
     let _ = tokio::time::timeout(QUIT_CONFIRM_WAIT, async {
-        while let Some((p, outcome)) = c.confirms.next().await {
-            c.on_confirm(p, outcome).await;
+        while let Some(confirmed) = c.confirms.next().await {
+            c.on_confirm(confirmed).await;
         }
     })
     .await;

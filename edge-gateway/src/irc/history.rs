@@ -165,8 +165,10 @@ pub async fn request(
                 (
                     Pending::History { id: confirm_id },
                     confirmed(pending).await,
+                    None,
                 )
             }));
+            c.labels.wait_for(&id);
             c.history.inflight.push(HistoryPending {
                 id,
                 purpose,
@@ -204,7 +206,9 @@ pub async fn on_timeout(c: &mut Client) {
     for p in expired {
         tracing::debug!(id = %p.id, purpose = p.purpose.label(), "history request timed out");
         metrics::history_failure("timeout");
+        let entered = c.labels.enter(&p.id);
         failed(c, p.purpose, None);
+        c.labels.leave(&p.id, entered, true, &c.out);
     }
 }
 
@@ -216,7 +220,14 @@ pub async fn on_reply(c: &mut Client, reply: HistoryReply) {
         return;
     };
     let purpose = c.history.inflight.swap_remove(pos).purpose;
-    match (purpose, reply.body) {
+    // Part of the labeled response that waits for it, if one does.
+    let entered = c.labels.enter(&reply.id);
+    answer(c, purpose, reply.body).await;
+    c.labels.leave(&reply.id, entered, true, &c.out);
+}
+
+async fn answer(c: &mut Client, purpose: Purpose, body: HistoryReplyBody) {
+    match (purpose, body) {
         (
             Purpose::Chathistory { target, .. },
             HistoryReplyBody::Messages {

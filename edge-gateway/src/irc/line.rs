@@ -80,7 +80,6 @@ impl Message {
     }
 
     /// The value of a tag, if present.
-    #[cfg(test)]
     pub fn tag_value(&self, key: &str) -> Option<&str> {
         self.tags
             .iter()

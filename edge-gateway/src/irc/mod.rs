@@ -13,6 +13,7 @@ pub mod commands;
 pub mod conn;
 pub mod history;
 pub mod isupport;
+pub mod labeled;
 pub mod line;
 pub mod modestr;
 pub mod numeric;

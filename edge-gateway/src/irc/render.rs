@@ -524,6 +524,8 @@ pub fn who_reply(
 /// The lines a router reply shows this client.
 pub fn reply(r: &Reply, v: &View) -> Vec<Message> {
     match r {
+        // Nothing to show: it ends a labeled response (see `labeled`).
+        Reply::Done => Vec::new(),
         Reply::Joined {
             name,
             topic,

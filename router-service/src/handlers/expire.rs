@@ -43,6 +43,7 @@ pub fn expiry_intent(room: &str, actor: Actor, reason: &str, now: i64) -> Intent
                 reason: reason.to_string(),
             },
         },
+        done: false,
     }
 }
 

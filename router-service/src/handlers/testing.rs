@@ -38,6 +38,7 @@ pub fn intent(id: &str, actor: &Actor, body: IntentBody) -> Intent {
         at: 0,
         actor: actor.clone(),
         body,
+        done: false,
     }
 }
 

@@ -20,7 +20,7 @@ use bus::schema::{
 use bus::{new_id, now_ms};
 
 use super::split_list;
-use crate::bus_link::{confirmed, Outcome};
+use crate::bus_link::Outcome;
 use crate::irc::auth::{self, Lookup, Purpose};
 use crate::irc::caps::Cap;
 use crate::irc::client::{Client, Pending};
@@ -214,8 +214,7 @@ async fn private(c: &mut Client, target: &str, kind: MessageKind, text: String, 
                 echo,
                 log,
             };
-            c.confirms
-                .push_back(Box::pin(async move { (p, confirmed(pending).await) }));
+            c.await_confirm(p, pending);
         }
         Err(e) => {
             tracing::warn!(error = %e, "publishing a direct message failed");
@@ -378,8 +377,7 @@ pub async fn log_direct(
                 echo,
                 offline,
             };
-            c.confirms
-                .push_back(Box::pin(async move { (p, confirmed(pending).await) }));
+            c.await_confirm(p, pending);
         }
         Err(e) => {
             tracing::warn!(error = %e, "publishing a direct message log failed");
