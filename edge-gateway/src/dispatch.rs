@@ -24,6 +24,7 @@ use lapin::Consumer;
 use crate::bus_link::next_delivery;
 use crate::metrics;
 use crate::sessions::{Outbound, Sessions};
+use crate::typing::Watch;
 
 #[derive(Debug, Default)]
 struct RoomEntry {
@@ -79,6 +80,19 @@ impl RoomIndex {
         }
     }
 
+    /// Whether a local session is in `room` (folded).
+    pub fn has(&self, room: &str) -> bool {
+        self.rooms.contains_key(room)
+    }
+
+    /// The local members of `room`.
+    pub fn local_members(&self, room: &str) -> impl Iterator<Item = &String> {
+        self.rooms
+            .get(room)
+            .into_iter()
+            .flat_map(|e| e.members.iter())
+    }
+
     #[cfg(test)]
     fn members(&self, room: &str) -> Option<Vec<String>> {
         self.rooms.get(room).map(|e| {
@@ -99,15 +113,23 @@ pub enum DispatchError {
 /// ends (the broker cancelled it or closed its channel: the gateway cannot
 /// go on). A connection loss only pauses it: [`next_delivery`] consumes the
 /// queue again on the next connection.
+///
+/// It also follows the typing signals ([`crate::typing`]) of exactly the
+/// rooms its index holds.
 pub async fn run(
     mut consumer: Consumer,
     sessions: Arc<Sessions>,
+    mut typing: Watch,
     mut shutdown: Shutdown,
 ) -> Result<(), DispatchError> {
     let mut index = RoomIndex::default();
     loop {
         let delivery = tokio::select! {
             _ = shutdown.wait() => return Ok(()),
+            Some(ev) = typing.next() => {
+                deliver_typing(&index, &sessions, ev);
+                continue;
+            }
             d = next_delivery(&mut consumer) => d.ok_or(DispatchError::ConsumerEnded)?,
         };
         let msg = match BusMessage::from_json(&delivery.data) {
@@ -122,7 +144,11 @@ pub async fn run(
             }
         };
         match msg {
-            BusMessage::Event(ev) => deliver_event(&mut index, &sessions, ev),
+            BusMessage::Event(ev) => {
+                let room = ev.room.clone();
+                deliver_event(&mut index, &sessions, ev);
+                typing.set(&room, index.has(&room));
+            }
             BusMessage::Reply(reply) => {
                 let sid = reply.sid.clone();
                 if !sessions.deliver(&sid, Outbound::Reply(Arc::new(reply))) {
@@ -135,6 +161,16 @@ pub async fn run(
         }
         if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
             tracing::warn!(error = %e, "ack on the gateway queue failed");
+        }
+    }
+}
+
+/// Shows a typing signal to the room's local members but its sender.
+fn deliver_typing(index: &RoomIndex, sessions: &Sessions, ev: RoomEvent) {
+    let ev = Arc::new(ev);
+    for sid in index.local_members(&ev.room) {
+        if *sid != ev.actor.sid && sessions.deliver(sid, Outbound::Event(ev.clone())) {
+            metrics::typing_shown();
         }
     }
 }

@@ -26,8 +26,10 @@ mod redaction;
 mod registry;
 mod sasl;
 mod sessions;
+mod signals;
 mod text;
 mod tinode;
+mod typing;
 mod xmpp;
 
 use std::path::PathBuf;
@@ -106,9 +108,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         registry,
     ));
 
+    let typing = typing::Watch::new(gw.registry.nats().clone(), gw.registry.prefix());
     let dispatcher = tokio::spawn(dispatch::run(
         consumer,
         gw.sessions.clone(),
+        typing,
         shutdown.clone(),
     ));
     let listener = TcpListener::bind(&cfg.irc.listen)

@@ -24,6 +24,16 @@ pub fn room_event() {
     metrics::counter!("gateway_room_events_total").increment(1);
 }
 
+/// A typing notification signalled on NATS by a local session.
+pub fn typing_signal() {
+    metrics::counter!("gateway_typing_signals_total", "dir" => "out").increment(1);
+}
+
+/// A typing notification from NATS shown to local members.
+pub fn typing_shown() {
+    metrics::counter!("gateway_typing_signals_total", "dir" => "in").increment(1);
+}
+
 /// A TLS client that did not finish its handshake.
 pub fn tls_handshake_failed() {
     metrics::counter!("gateway_tls_handshake_failures_total").increment(1);

@@ -194,7 +194,7 @@ mod tests {
             "cap-notify echo-message message-tags multi-prefix server-time batch \
              sasl draft/account-registration account-tag account-notify extended-join \
              draft/chathistory draft/event-playback draft/message-redaction \
-             away-notify invite-notify setname"
+             away-notify invite-notify setname labeled-response"
         );
         s.set(Cap::EventPlayback, true);
         assert!(s.has(Cap::EventPlayback) && !s.has(Cap::Chathistory));

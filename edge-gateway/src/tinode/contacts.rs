@@ -55,7 +55,7 @@ impl Contacts {
         // Only "look again": what the signal says is asked of the registry.
         let subject = bus::presence::subject(prefix, account);
         let task =
-            super::notes::forward(nats, subject, self.tx.clone(), move |_| Some(name.clone()));
+            crate::signals::forward(nats, subject, self.tx.clone(), move |_| Some(name.clone()));
         self.followed
             .insert(account.to_string(), Followed { task, online });
     }

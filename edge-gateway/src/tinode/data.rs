@@ -279,13 +279,9 @@ pub async fn on_note(c: &mut Conn, note: Note) {
         "kp" | "kpa" | "kpv" => {
             let mut tags = ClientTags::new();
             tags.insert(TAG_TYPING.into(), "active".into());
-            let body = IntentBody::Message {
-                room: name,
-                kind: MessageKind::Tagmsg,
-                text: String::new(),
-                tags,
-            };
-            c.intent(body, None).await;
+            if let Some(actor) = c.platform.as_ref().map(|p| p.actor.clone()) {
+                crate::typing::signal(&c.gw, &actor, &name, tags).await;
+            }
         }
         "read" | "recv" => mark(c, &note, &marks::room_key(&room), &room, last).await,
         _ => {}

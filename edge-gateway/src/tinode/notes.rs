@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -54,7 +53,7 @@ impl Notes {
     /// Starts listening for the markers of `room` (attached as `topic`).
     pub fn watch(&mut self, topic: &str, room: &str) {
         let topic_name = topic.to_string();
-        let task = forward(
+        let task = crate::signals::forward(
             &self.client,
             self.subject(room),
             self.tx.clone(),
@@ -96,32 +95,6 @@ impl Notes {
             tracing::debug!(error = %e, "tinode: publishing a note failed");
         }
     }
-}
-
-/// Follows a core NATS subject for a session: each message `parse`s into
-/// an item for `tx`, dropped when the session does not keep up (signals
-/// are hints, never messages). The task ends when aborted.
-pub(super) fn forward<T: Send + 'static>(
-    client: &async_nats::Client,
-    subject: String,
-    tx: mpsc::Sender<T>,
-    parse: impl Fn(&[u8]) -> Option<T> + Send + 'static,
-) -> JoinHandle<()> {
-    let client = client.clone();
-    tokio::spawn(async move {
-        let mut sub = match client.subscribe(subject.clone()).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(%subject, error = %e, "tinode: subscribing to signals failed");
-                return;
-            }
-        };
-        while let Some(msg) = sub.next().await {
-            if let Some(item) = parse(&msg.payload) {
-                let _ = tx.try_send(item);
-            }
-        }
-    })
 }
 
 impl Drop for Notes {

@@ -362,14 +362,12 @@ pub async fn on_groupchat(c: &mut Conn, e: &Element, to: &Jid) {
             }));
         }
         (None, None) => {
-            if let Some(typing) = typing_of(e) {
+            // A chat state: a typing signal (see `crate::typing`).
+            if let (Some(typing), Some(s)) = (typing_of(e), c.session.as_ref()) {
                 let tags = [("+typing".to_string(), typing.to_string())].into();
-                intents.push(IntentBody::Message {
-                    room: room.clone(),
-                    kind: MessageKind::Tagmsg,
-                    text: String::new(),
-                    tags,
-                });
+                let name = s.rooms.get(&fold(&room)).map(|o| o.name.clone());
+                let name = name.unwrap_or_else(|| room.clone());
+                crate::typing::signal(&c.gw, &s.actor, &name, tags).await;
             }
         }
     }

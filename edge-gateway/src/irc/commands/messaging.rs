@@ -26,9 +26,10 @@ use crate::irc::caps::Cap;
 use crate::irc::client::{Client, Pending};
 use crate::irc::line::{truncated, Message, MAX_BODY_BYTES};
 use crate::irc::numeric::*;
-use crate::irc::render::{chat_line, with_account};
+use crate::irc::render::{self, chat_line, with_account};
 use crate::irc::reservation::could_be_account;
 use crate::irc::validate::{is_channel, room_of, valid_channel, valid_nick, MAXTARGETS};
+use crate::typing;
 
 /// Client-only tags relayed per message, in bytes (the IRCv3 limit).
 const CLIENT_TAGS_MAX: usize = 4094;
@@ -119,6 +120,16 @@ pub async fn message(c: &mut Client, m: &Message) {
                 }
                 continue;
             }
+            if kind == MessageKind::Tagmsg && typing::only_typing(&tags) {
+                if let Some(name) = joined_name(c, target) {
+                    // Typing is a NATS signal, not a router event (see
+                    // `typing`); the echo comes from here.
+                    let ev = typing::signal(&c.gw, &c.actor(), &name, tags.clone()).await;
+                    let lines = render::event(&ev, &c.view());
+                    c.send_all(lines);
+                    continue;
+                }
+            }
             let body = IntentBody::Message {
                 room: room_of(target).to_string(),
                 kind,
@@ -134,6 +145,12 @@ pub async fn message(c: &mut Client, m: &Message) {
             private(c, target, kind, text, tags.clone()).await;
         }
     }
+}
+
+/// The display name of channel `target` if the client is in it.
+fn joined_name(c: &Client, target: &str) -> Option<String> {
+    let s = c.session.as_ref()?;
+    s.rooms.get(&fold(room_of(target))).cloned()
 }
 
 /// A message to one nick: resolve, publish to its session queue
