@@ -291,6 +291,9 @@ pub enum MemberChange {
     /// The member's realname is now `realname` (IRCv3 `SETNAME`), so that
     /// WHO in the room and every gateway's members learn it.
     Realname { realname: String },
+    /// The member's shown user name and host changed (an operator's IRC
+    /// `CHGHOST`).
+    Host { user: String, host: String },
     /// The member set (`true`) or cleared bot mode (IRC `+B`): recorded for
     /// WHO (flag `B`), no event (nothing is shown when it changes).
     Bot { bot: bool },
@@ -373,6 +376,18 @@ pub enum EventBody {
     /// `actor` changed its realname; `event` is shared across rooms (IRC
     /// `setname`). Not kept in history: like away, it is a state.
     Realname { realname: String, event: String },
+    /// `actor` (as it was) is now shown as `user@host` (IRCv3 `chghost`).
+    /// `op`/`voice`: its status here, for clients without the capability,
+    /// which are shown it leaving and coming back with that status.
+    Host {
+        user: String,
+        host: String,
+        event: String,
+        #[serde(default)]
+        op: bool,
+        #[serde(default)]
+        voice: bool,
+    },
     /// `actor` invited `target_nick` (not a member). The target itself is
     /// told by a [`DirectBody::Invite`]; this event is for the members, on
     /// every gateway (IRC `invite-notify`). Not kept in history.
@@ -596,6 +611,8 @@ pub enum DirectBody {
     /// Disconnect the recipient (NickServ GHOST, operator KILL), telling
     /// its client `reason`.
     Kill { reason: String },
+    /// An operator changed the recipient's shown host (IRC `CHGHOST`).
+    ChangeHost { host: String },
     /// A change to the recipient account's roster (to `account.<name>`).
     Roster { push: RosterPush },
     /// An XMPP presence stanza from `from`, serialized, with its `from`

@@ -396,12 +396,23 @@ pub async fn kill_remote(
     sid: &str,
     reason: String,
 ) -> bool {
+    direct_to(gw, from, sid, bus::schema::DirectBody::Kill { reason }).await
+}
+
+/// Delivers `body` from `from` to session `sid`'s queue, on whichever
+/// gateway holds it; true once the broker took it.
+pub async fn direct_to(
+    gw: &crate::gateway::Gateway,
+    from: &bus::schema::Actor,
+    sid: &str,
+    body: bus::schema::DirectBody,
+) -> bool {
     let direct = bus::schema::Direct {
         v: bus::schema::SCHEMA_VERSION,
         id: bus::new_id(),
         at: bus::now_ms(),
         from: from.clone(),
-        body: bus::schema::DirectBody::Kill { reason },
+        body,
     };
     match gw.link.publish_direct(sid, direct).await {
         Ok(pending) => {

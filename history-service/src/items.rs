@@ -50,7 +50,9 @@ pub fn event_kind(body: &EventBody) -> Option<&'static str> {
         EventBody::Mode { .. } => "mode",
         EventBody::Redact { .. } => "redact",
         // States and notices, not something said or done in the room.
-        EventBody::Realname { .. } | EventBody::Invite { .. } => return None,
+        EventBody::Realname { .. } | EventBody::Host { .. } | EventBody::Invite { .. } => {
+            return None
+        }
     })
 }
 
@@ -63,6 +65,7 @@ fn event_text(body: &EventBody) -> Option<String> {
         EventBody::Quit { reason, .. } => Some(reason.clone()),
         EventBody::Nick { new, .. } => Some(new.clone()),
         EventBody::Away { message, .. } => message.clone(),
+        EventBody::Host { user, host, .. } => Some(format!("{user}@{host}")),
         EventBody::Account { account, .. } => account.clone(),
         EventBody::Topic { topic } => Some(topic.clone()),
         EventBody::Mode { changes } => Some(

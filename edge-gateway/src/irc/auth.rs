@@ -145,7 +145,7 @@ async fn send(c: &mut Client, body: AuthRequestBody, purpose: Purpose) -> Option
         v: SCHEMA_VERSION,
         id: id.clone(),
         sid: c.pending_sid.clone(),
-        client_addr: c.host.clone(),
+        client_addr: c.addr.clone(),
         body,
     };
     let sid = c.pending_sid.clone();

@@ -26,10 +26,11 @@ pub enum Cap {
     InviteNotify,
     Setname,
     LabeledResponse,
+    Chghost,
 }
 
 /// Every capability offered, in the order `CAP LS` lists them.
-pub const SUPPORTED: [Cap; 18] = [
+pub const SUPPORTED: [Cap; 19] = [
     Cap::CapNotify,
     Cap::EchoMessage,
     Cap::MessageTags,
@@ -48,6 +49,7 @@ pub const SUPPORTED: [Cap; 18] = [
     Cap::InviteNotify,
     Cap::Setname,
     Cap::LabeledResponse,
+    Cap::Chghost,
 ];
 
 /// The SASL mechanisms offered (the `sasl` cap value and numeric 908).
@@ -76,6 +78,7 @@ impl Cap {
             Cap::InviteNotify => "invite-notify",
             Cap::Setname => "setname",
             Cap::LabeledResponse => "labeled-response",
+            Cap::Chghost => "chghost",
         }
     }
 
@@ -194,7 +197,7 @@ mod tests {
             "cap-notify echo-message message-tags multi-prefix server-time batch \
              sasl draft/account-registration account-tag account-notify extended-join \
              draft/chathistory draft/event-playback draft/message-redaction \
-             away-notify invite-notify setname labeled-response"
+             away-notify invite-notify setname labeled-response chghost"
         );
         s.set(Cap::EventPlayback, true);
         assert!(s.has(Cap::EventPlayback) && !s.has(Cap::Chathistory));

@@ -129,7 +129,11 @@ pub struct Client {
     pub gw: Arc<Gateway>,
     pub out: OutQueue,
     pub kill: Arc<Kill>,
+    /// The host shown in the client's mask (an operator may change it).
     pub host: String,
+    /// The client's address: what connection limits, auth throttling and
+    /// the closing line go by, whatever host is shown.
+    pub addr: String,
     /// TLS, and the client certificate's fingerprint.
     pub security: super::conn::Security,
     pub nick: Option<String>,
@@ -195,6 +199,7 @@ impl Client {
             gw,
             out,
             kill,
+            addr: host.clone(),
             host,
             security: Default::default(),
             nick: None,
@@ -499,12 +504,18 @@ impl Client {
             | EventBody::Nick { event, .. }
             | EventBody::Away { event, .. }
             | EventBody::Realname { event, .. }
+            | EventBody::Host { event, .. }
             | EventBody::Account { event, .. } => Some(event),
             _ => None,
         };
         let duplicate = shared_id.is_some_and(|id| self.seen_event(id));
         if !duplicate {
             let lines = render::event(ev, &self.view());
+            self.send_all(lines);
+        } else {
+            // A host change seen before in another room: no second QUIT,
+            // but (without chghost) its JOIN into this room too.
+            let lines = render::host_rejoin(ev, &self.view());
             self.send_all(lines);
         }
         self.track_membership(ev).await;

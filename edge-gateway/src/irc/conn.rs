@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bus::schema::{BusMessage, IntentBody, MemberChange};
+use bus::schema::{BusMessage, DirectBody, IntentBody, MemberChange};
 use bus::shutdown::Shutdown;
 use futures::StreamExt;
 use lapin::message::Delivery;
@@ -257,7 +257,10 @@ async fn next_direct(consumer: &mut Option<Consumer>) -> Option<Delivery> {
 async fn on_direct(c: &mut Client, d: Delivery) {
     match BusMessage::from_json(&d.data) {
         Ok(BusMessage::Direct(direct)) => {
-            c.on_direct(&direct);
+            match &direct.body {
+                DirectBody::ChangeHost { host } => commands::user::change_host(c, host).await,
+                _ => c.on_direct(&direct),
+            }
             if let Err(e) = d.acker.ack(BasicAckOptions::default()).await {
                 tracing::warn!(error = %e, "ack on a session queue failed");
             }
@@ -338,7 +341,7 @@ async fn teardown(
     c.closing = true;
     c.labels.flush(&c.out);
     c.out
-        .send_last(format!("ERROR :Closing Link: {} ({reason})", c.host))
+        .send_last(format!("ERROR :Closing Link: {} ({reason})", c.addr))
         .await;
     let Some(session) = c.session.as_ref() else {
         // Never registered, but it may have asked the auth service.

@@ -66,6 +66,8 @@ pub const RPL_INFO: u16 = 371;
 pub const RPL_ENDOFINFO: u16 = 374;
 pub const ERR_HELPNOTFOUND: u16 = 524;
 pub const RPL_YOUREOPER: u16 = 381;
+/// `<nick> <host> :is now your displayed host` (CHGHOST).
+pub const RPL_HOSTHIDDEN: u16 = 396;
 pub const RPL_WHOISOPERATOR: u16 = 313;
 pub const RPL_WHOWASUSER: u16 = 314;
 pub const RPL_ENDOFWHOWAS: u16 = 369;

@@ -226,6 +226,25 @@ fn event_lines(ev: &EventRef, v: &View, mode: Mode) -> Vec<Message> {
             message: Some(m), ..
         } => base("AWAY").text(m.as_str()),
         EventBody::Away { message: None, .. } => base("AWAY"),
+        // chghost: the member's new user@host. The actor itself was told
+        // directly (396 and its own CHGHOST).
+        EventBody::Host { .. } if mode != Mode::Live || mine => return Vec::new(),
+        EventBody::Host { user, host, .. } if v.caps.has(Cap::Chghost) => {
+            base("CHGHOST").param(user.as_str()).param(host.as_str())
+        }
+        // Without the capability the member is shown leaving and coming
+        // back as who it now is (as the specification suggests).
+        EventBody::Host { .. } => {
+            let mut lines = vec![tagged(
+                base("QUIT").text("Changing host"),
+                v,
+                ev.at,
+                ev.id,
+                None,
+            )];
+            lines.extend(host_rejoin_lines(ev, v));
+            return lines;
+        }
         EventBody::Realname { .. } if !v.caps.has(Cap::Setname) => return Vec::new(),
         EventBody::Realname { realname, .. } => base("SETNAME").text(realname.as_str()),
         EventBody::Invite { .. } if !v.caps.has(Cap::InviteNotify) => return Vec::new(),
@@ -270,6 +289,63 @@ fn event_lines(ev: &EventRef, v: &View, mode: Mode) -> Vec<Message> {
         }
     };
     vec![tagged(m, v, ev.at, ev.id, None)]
+}
+
+/// For a client without `chghost`: the JOIN (and the status MODE) that
+/// show a member whose host changed coming back into one room. (Its QUIT
+/// is shown once for all rooms, like any QUIT.)
+pub fn host_rejoin(ev: &RoomEvent, v: &View) -> Vec<Message> {
+    let e = EventRef {
+        name: &ev.name,
+        id: &ev.id,
+        at: ev.at,
+        actor: &ev.actor,
+        body: &ev.body,
+    };
+    match ev.body {
+        EventBody::Host { .. } if ev.actor.sid != v.sid && !v.caps.has(Cap::Chghost) => {
+            host_rejoin_lines(&e, v)
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn host_rejoin_lines(ev: &EventRef, v: &View) -> Vec<Message> {
+    let EventBody::Host {
+        user,
+        host,
+        op,
+        voice,
+        ..
+    } = ev.body
+    else {
+        return Vec::new();
+    };
+    let mut now = ev.actor.clone();
+    now.user = user.clone();
+    now.host = host.clone();
+    let join = EventRef {
+        body: &EventBody::Join,
+        actor: &now,
+        ..*ev
+    };
+    let mut lines = event_lines(&join, v, Mode::Live);
+    let modes: String = [(*op, 'o'), (*voice, 'v')]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, m)| *m)
+        .collect();
+    if !modes.is_empty() {
+        let mut m = Message::new("MODE")
+            .with_source(v.server)
+            .param(channel_of(ev.name))
+            .param(format!("+{modes}"));
+        for _ in modes.chars() {
+            m = m.param(now.nick.as_str());
+        }
+        lines.push(tagged(m, v, ev.at, ev.id, None));
+    }
+    lines
 }
 
 /// `[YYYY-MM-DD HH:MM:SS] ` (UTC) before a replayed text, for clients that
@@ -426,8 +502,9 @@ fn direct_lines(d: &Direct, v: &View) -> Vec<Message> {
                 .param(channel_of(name));
             vec![tagged(m, v, d.at, &d.id, None)]
         }
-        // Disconnecting is the connection's job, not a line to render.
-        DirectBody::Kill { .. } => Vec::new(),
+        // Disconnecting is the connection's job, not a line to render; so
+        // is changing the host.
+        DirectBody::Kill { .. } | DirectBody::ChangeHost { .. } => Vec::new(),
         // XMPP's own: IRC sessions never bind account keys, so these do
         // not reach them.
         DirectBody::Roster { .. } | DirectBody::Presence { .. } | DirectBody::Carbon { .. } => {

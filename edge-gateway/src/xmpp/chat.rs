@@ -331,6 +331,8 @@ pub async fn on_direct(c: &mut Conn, d: &Direct) -> Option<String> {
     let from = jid::user_jid(&d.from.nick, &domain);
     match &d.body {
         DirectBody::Kill { reason } => return Some(reason.clone()),
+        // XMPP shows no host.
+        DirectBody::ChangeHost { .. } => {}
         DirectBody::Invite { room, .. } => {
             c.push(
                 Element::new("message", NS_CLIENT)

@@ -801,8 +801,12 @@ fn render(c: &mut Conn, ev: &RoomEvent) -> bool {
             let id = reflected_id.unwrap_or_else(|| ev.id.clone());
             out.extend(super::retract::retraction(ev, &domain, &to, &id));
         }
-        // MUC has no realname, and XMPP invitations reach only the invitee.
-        EventBody::Account { .. } | EventBody::Realname { .. } | EventBody::Invite { .. } => {}
+        // MUC has no realname or host, and XMPP invitations reach only the
+        // invitee.
+        EventBody::Account { .. }
+        | EventBody::Realname { .. }
+        | EventBody::Host { .. }
+        | EventBody::Invite { .. } => {}
     }
     for e in out {
         c.push(e);

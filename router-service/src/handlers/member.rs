@@ -81,6 +81,27 @@ pub(super) fn member(
             let event = room.event(&intent.id, &actor, body, now);
             out.event(event);
         }
+        MemberChange::Host { user, host } => {
+            let Some(m) = room.member_mut(sid) else {
+                return;
+            };
+            if m.actor.user == *user && m.actor.host == *host {
+                return;
+            }
+            // The event's actor is who the member was: `old!mask CHGHOST`.
+            let before = m.actor.clone();
+            m.actor.user = user.clone();
+            m.actor.host = host.clone();
+            let body = EventBody::Host {
+                user: user.clone(),
+                host: host.clone(),
+                event: event_id.to_string(),
+                op: m.op,
+                voice: m.voice,
+            };
+            let event = room.event(&intent.id, &before, body, now);
+            out.event(event);
+        }
         MemberChange::Bot { bot } => {
             if let Some(m) = room.member_mut(sid) {
                 m.bot = *bot;

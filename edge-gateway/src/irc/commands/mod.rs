@@ -77,6 +77,7 @@ pub async fn dispatch(c: &mut Client, m: Message) {
         "HELP" => info::help(c, &m),
         "OPER" => oper::oper(c, &m).await,
         "KILL" => oper::kill(c, &m).await,
+        "CHGHOST" => oper::chghost(c, &m).await,
         "AWAY" => user::away(c, &m).await,
         "SETNAME" => user::setname(c, &m).await,
         "MONITOR" => monitor::monitor(c, &m).await,

@@ -1,11 +1,13 @@
 //! IRC operators: `OPER` with names and argon2 password hashes from
-//! `[irc.opers]` (made with `chatctl oper hash`), and `KILL`.
+//! `[irc.opers]` (made with `chatctl oper hash`), `KILL` and `CHGHOST`.
 //!
 //! Operator status belongs to the connection (as on every IRC server); it
 //! grants KILL. A kill travels like NickServ GHOST: a `Kill` delivered to
 //! the target's session queue on whichever gateway holds it, so the
 //! target sees `ERROR :Closing Link: … (Killed (…))` and everyone else its
 //! QUIT with that reason.
+
+use bus::schema::DirectBody;
 
 use crate::irc::client::Client;
 use crate::irc::line::Message;
@@ -105,4 +107,93 @@ pub async fn kill(c: &mut Client, m: &Message) {
             .param(c.nick())
             .text(format!("*** Killed {} ({reason})", rec.actor.nick)),
     );
+}
+
+/// The longest host `CHGHOST` sets (as common servers allow).
+pub const HOSTLEN: usize = 63;
+
+/// Whether `host` may be shown as a host: letters, digits and `.-:/_`,
+/// not starting with `:` or `-` (that would break the line or look like
+/// an option), at most [`HOSTLEN`] bytes.
+pub fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= HOSTLEN
+        && !host.starts_with([':', '-'])
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:/_".contains(&b))
+}
+
+/// `CHGHOST <nick> <host>`: an operator changes the host someone is shown
+/// with (a cloak, a vhost). Like KILL it travels to the target's session
+/// queue; the target's gateway tells the client and its rooms (IRCv3
+/// `chghost`).
+pub async fn chghost(c: &mut Client, m: &Message) {
+    let [target, host, ..] = m.params.as_slice() else {
+        c.send(c.num().need_more_params("CHGHOST"));
+        return;
+    };
+    if c.oper.is_none() {
+        c.send(
+            c.num()
+                .n(ERR_NOPRIVILEGES)
+                .text("Permission Denied - You're not an IRC operator"),
+        );
+        return;
+    }
+    if !valid_host(host) {
+        c.fail("CHGHOST", "INVALID_HOST", &[host], "Invalid host");
+        return;
+    }
+    let rec = if valid_nick(target) {
+        c.gw.registry.session_by_nick(target).await
+    } else {
+        Ok(None)
+    };
+    let rec = match rec {
+        Ok(Some(rec)) => rec,
+        Ok(None) => {
+            c.send(c.num().no_such_nick(target));
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "CHGHOST lookup failed");
+            c.bus_trouble();
+            return;
+        }
+    };
+    let body = DirectBody::ChangeHost { host: host.clone() };
+    if !crate::sessions::direct_to(&c.gw, &c.actor(), &rec.actor.sid, body).await {
+        c.bus_trouble();
+        return;
+    }
+    tracing::info!(oper = ?c.oper, target = %rec.actor.nick, %host, "CHGHOST");
+    c.send(
+        Message::new("NOTICE")
+            .with_source(c.server())
+            .param(c.nick())
+            .text(format!(
+                "*** Changed the host of {} to {host}",
+                rec.actor.nick
+            )),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_host;
+
+    #[test]
+    fn hosts_that_can_be_shown() {
+        assert!(valid_host("staff.example.org"));
+        assert!(valid_host("user/alice"));
+        assert!(valid_host("2001:db8::1"));
+        assert!(!valid_host(""));
+        assert!(!valid_host(":evil"));
+        assert!(!valid_host("-x"));
+        assert!(!valid_host("a b"));
+        assert!(!valid_host("a@b"));
+        assert!(!valid_host("a!b"));
+        assert!(!valid_host(&"h".repeat(64)));
+    }
 }

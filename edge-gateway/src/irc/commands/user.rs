@@ -155,6 +155,38 @@ pub async fn restate_after_join(c: &mut Client, room: &str) {
     }
 }
 
+/// An operator changed the host this client is shown with (`CHGHOST`,
+/// delivered to the session queue): 396 and, with `chghost`, its own
+/// CHGHOST to the client; the session record; then the rooms.
+pub async fn change_host(c: &mut Client, host: &str) {
+    if c.host == host {
+        return;
+    }
+    let before = c.source();
+    c.host = host.to_string();
+    let shown = host.to_string();
+    c.update_record(|r| r.actor.host = shown).await;
+    c.send(
+        c.num()
+            .n(RPL_HOSTHIDDEN)
+            .param(host)
+            .text("is now your displayed host"),
+    );
+    if c.caps.has(Cap::Chghost) {
+        c.send(
+            Message::new("CHGHOST")
+                .with_source(before)
+                .param(c.user())
+                .param(host),
+        );
+    }
+    let change = MemberChange::Host {
+        user: c.user().to_string(),
+        host: host.to_string(),
+    };
+    announce(c, change).await;
+}
+
 /// `SETNAME :<realname>` (IRCv3 `setname`): changes the realname shown in
 /// WHOIS (311), WHO and extended-join. The client itself is told with its
 /// own `SETNAME` (if it negotiated the cap), its channels by the router's
