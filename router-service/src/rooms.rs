@@ -10,13 +10,19 @@
 //! (see [`Husk`]): their records stay in the bucket as high-water marks, and
 //! a room created under such a name continues the husk's seq and mseq and
 //! overwrites its record.
+//!
+//! It also keeps the durable state of every registered room of the
+//! partition ([`Durable`], loaded from PostgreSQL, then kept current by the
+//! intents themselves): a registered room created again starts from it, and
+//! each change of it is logged for the end of the batch to write through.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use bus::names::{fold, partition_of};
 use bus::schema::{Actor, Intent, RoomRecord};
 
-use crate::handlers::{self, Outcome};
+use crate::handlers::{self, Context, Outcome};
+use crate::registered::{self, Durable, Persist};
 use crate::room::{Husk, Room};
 
 /// What happened to one intent.
@@ -47,6 +53,15 @@ pub struct BatchLog {
     /// their husk's record is written.
     husked: BTreeSet<String>,
     emptied: BTreeSet<(String, String)>,
+    /// The durable state to write to PostgreSQL, per room (the last wins).
+    persist: BTreeMap<String, Persist>,
+}
+
+impl BatchLog {
+    /// What to write to PostgreSQL once the batch's records are stored.
+    pub fn persists(&self) -> Vec<Persist> {
+        self.persist.values().cloned().collect()
+    }
 }
 
 /// A write to the rooms bucket at the end of a batch (a live room's record
@@ -88,6 +103,11 @@ pub struct Rooms {
     husks: HashMap<String, Husk>,
     /// Revisions of unreadable records, by room.
     unreadable: HashMap<String, u64>,
+    /// The durable state of the registered rooms, live or not, by room.
+    registered: HashMap<String, Durable>,
+    /// Whether `registered` was loaded (from PostgreSQL) since the rooms
+    /// were: until then ChanServ cannot decide.
+    registry: bool,
     log: BatchLog,
 }
 
@@ -99,6 +119,8 @@ impl Rooms {
             map: HashMap::new(),
             husks: HashMap::new(),
             unreadable: HashMap::new(),
+            registered: HashMap::new(),
+            registry: false,
             log: BatchLog::default(),
         }
     }
@@ -143,6 +165,51 @@ impl Rooms {
             }
         }
         self.unreadable = stored.unreadable.into_iter().collect();
+        self.registered.clear();
+        self.registry = false;
+    }
+
+    /// Whether the registered rooms are known (see [`Rooms::load_registry`]).
+    pub fn registry_loaded(&self) -> bool {
+        self.registry
+    }
+
+    /// Takes the registered rooms PostgreSQL holds (after [`Rooms::load`]).
+    /// For a live room the newer of the two states wins: a live room whose
+    /// record has a newer registration than PostgreSQL (a write the last
+    /// router did not get to make) is written again; a live room without
+    /// one that PostgreSQL says is registered (created while the registry
+    /// could not be read) gets its registration back.
+    pub fn load_registry(&mut self, durables: Vec<Durable>) {
+        self.registered.clear();
+        for d in durables {
+            if self.owns(&d.room) {
+                self.registered.insert(d.room.clone(), d);
+            }
+        }
+        let mut keys: Vec<&String> = self.map.keys().collect();
+        keys.sort();
+        let keys: Vec<String> = keys.into_iter().cloned().collect();
+        for key in keys {
+            let Some(room) = self.map.get_mut(&key) else {
+                continue;
+            };
+            let stored = self.registered.get(&key).map(Durable::rev);
+            match (room.registration.as_ref().map(|r| r.rev), stored) {
+                (Some(live), stored) if stored.is_none_or(|s| live > s) => {
+                    if let Some(d) = Durable::of(room) {
+                        let write = Persist::Upsert(Box::new(d.clone()));
+                        self.log.persist.insert(key.clone(), write);
+                        self.registered.insert(key, d);
+                    }
+                }
+                (None, Some(_)) => {
+                    room.registration = self.registered.get(&key).map(|d| d.registration.clone());
+                }
+                _ => {}
+            }
+        }
+        self.registry = true;
     }
 
     /// Applies one intent (see [`Step`]).
@@ -176,7 +243,39 @@ impl Rooms {
         }
         let snapshot = handlers::may_bind(&slot, intent).then(|| Box::new(slot.clone()));
         let existed = slot.is_some();
-        let outcome = handlers::apply(&mut slot, husk, intent, now);
+        let mut durable = self.registered.remove(&key);
+        // The durable state before, from the room itself while it is live
+        // (so that the revision follows from the room's own state alone,
+        // and a replay gives the same one).
+        let tracked = handlers::may_change_durable(intent);
+        let durable_of = |slot: &Option<Room>, durable: &Option<Durable>| match slot {
+            Some(room) => Durable::of(room),
+            None => durable.clone(),
+        };
+        let before = tracked.then(|| durable_of(&slot, &durable)).flatten();
+        let ctx = Context {
+            husk,
+            durable: &mut durable,
+            registry: self.registry,
+        };
+        let outcome = handlers::apply(&mut slot, ctx, intent, now);
+        if tracked {
+            let mut after = durable_of(&slot, &durable);
+            if let Some(write) = registered::change(before.as_ref(), after.as_mut()) {
+                self.log.persist.insert(key.clone(), write);
+            }
+            let rev = after.as_ref().map(Durable::rev);
+            if let (Some(reg), Some(rev)) = (
+                slot.as_mut().and_then(|r| r.registration.as_mut()),
+                rev,
+            ) {
+                reg.rev = rev;
+            }
+            durable = after;
+        }
+        if let Some(d) = durable {
+            self.registered.insert(key.clone(), d);
+        }
         if existed || slot.is_some() {
             self.log
                 .applied
