@@ -1189,7 +1189,9 @@ pub struct AccessEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "a", rename_all = "snake_case")]
 pub enum ChanServAnswer {
-    Registered { founder: String },
+    Registered {
+        founder: String,
+    },
     Dropped,
     Info {
         founder: String,
@@ -1201,11 +1203,25 @@ pub enum ChanServAnswer {
     },
     /// OP/DEOP/VOICE/DEVOICE that changed nothing (`nick` already had, or
     /// lacked, the mode). A change is answered by its MODE event alone.
-    Unchanged { nick: String, mode: char, add: bool },
-    AccessAdded { account: String, level: AccessLevel },
-    AccessRemoved { account: String },
-    AccessList { founder: String, entries: Vec<AccessEntry> },
-    TopicLock { on: bool },
+    Unchanged {
+        nick: String,
+        mode: char,
+        add: bool,
+    },
+    AccessAdded {
+        account: String,
+        level: AccessLevel,
+    },
+    AccessRemoved {
+        account: String,
+    },
+    AccessList {
+        founder: String,
+        entries: Vec<AccessEntry>,
+    },
+    TopicLock {
+        on: bool,
+    },
     Refused {
         why: ChanServRefusal,
         #[serde(default, skip_serializing_if = "String::is_empty")]

@@ -136,17 +136,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let live = link
             .live()
             .context("the AMQP connection was lost during start-up")?;
-        let (partition, consumer) =
-            Partition::subscribe(
-                &link,
-                live,
-                p,
-                settings.clone(),
-                store.clone(),
-                durables.clone(),
-            )
-            .await
-                .with_context(|| format!("subscribing to {}", intent_queue(p)))?;
+        let (partition, consumer) = Partition::subscribe(
+            &link,
+            live,
+            p,
+            settings.clone(),
+            store.clone(),
+            durables.clone(),
+        )
+        .await
+        .with_context(|| format!("subscribing to {}", intent_queue(p)))?;
         let (tx, rx) = mpsc::channel(1);
         sweep_senders.push(tx);
         let stop = shutdown.clone();
@@ -188,8 +187,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Partitions that did not stop still hold writer senders; abandon them.
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
-    if tokio::time::timeout(DRAIN_TIMEOUT, writer_task).await.is_err() {
-        tracing::warn!("registered rooms still waiting for PostgreSQL at shutdown were not written");
+    if tokio::time::timeout(DRAIN_TIMEOUT, writer_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "registered rooms still waiting for PostgreSQL at shutdown were not written"
+        );
     }
     link.close().await;
     let _ = process.admin.await;

@@ -364,8 +364,15 @@ impl Partition {
         let loaded = tokio::time::timeout(REGISTRY_TIMEOUT, self.durables.store.load()).await;
         let error = match loaded {
             Ok(Ok(all)) => {
-                let mine: Vec<Durable> = all.into_iter().filter(|d| self.rooms.owns(&d.room)).collect();
-                tracing::info!(partition = self.partition, registered = mine.len(), "registered rooms loaded");
+                let mine: Vec<Durable> = all
+                    .into_iter()
+                    .filter(|d| self.rooms.owns(&d.room))
+                    .collect();
+                tracing::info!(
+                    partition = self.partition,
+                    registered = mine.len(),
+                    "registered rooms loaded"
+                );
                 self.rooms.load_registry(mine);
                 self.registry_retry = None;
                 return;

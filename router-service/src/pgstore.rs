@@ -135,7 +135,11 @@ impl PgStore {
                     founder: row.get(2),
                     registered_at: row.get(3),
                     topic_lock: row.get(4),
-                    access: access.remove(&room).unwrap_or_default().into_iter().collect(),
+                    access: access
+                        .remove(&room)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect(),
                     rev: u64::try_from(rev).unwrap_or(0),
                 },
                 topic,
@@ -231,8 +235,11 @@ async fn upsert(tx: &deadpool_postgres::Transaction<'_>, d: &Durable) -> Result<
         let masks: Vec<&str> = d.bans.iter().map(|b| b.mask.as_str()).collect();
         let setters: Vec<&str> = d.bans.iter().map(|b| b.set_by.as_str()).collect();
         let times: Vec<i64> = d.bans.iter().map(|b| b.set_at).collect();
-        tx.execute(INSERT_BANS, &[&d.room, &positions, &masks, &setters, &times])
-            .await?;
+        tx.execute(
+            INSERT_BANS,
+            &[&d.room, &positions, &masks, &setters, &times],
+        )
+        .await?;
     }
     if !reg.access.is_empty() {
         let accounts: Vec<&str> = reg.access.keys().map(String::as_str).collect();

@@ -151,7 +151,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let mut new = durable("a", 0);
-        assert!(matches!(change(None, Some(&mut new)), Some(Persist::Upsert(_))));
+        assert!(matches!(
+            change(None, Some(&mut new)),
+            Some(Persist::Upsert(_))
+        ));
         assert_eq!(new.rev(), 1);
         assert_eq!(
             change(Some(&before), None),

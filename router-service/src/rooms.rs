@@ -265,10 +265,9 @@ impl Rooms {
                 self.log.persist.insert(key.clone(), write);
             }
             let rev = after.as_ref().map(Durable::rev);
-            if let (Some(reg), Some(rev)) = (
-                slot.as_mut().and_then(|r| r.registration.as_mut()),
-                rev,
-            ) {
+            if let (Some(reg), Some(rev)) =
+                (slot.as_mut().and_then(|r| r.registration.as_mut()), rev)
+            {
                 reg.rev = rev;
             }
             durable = after;

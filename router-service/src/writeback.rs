@@ -40,7 +40,9 @@ impl Writer {
         metrics::gauge!("router_pg_pending").increment(1.0);
         if self.tx.send(change).is_err() {
             metrics::gauge!("router_pg_pending").decrement(1.0);
-            tracing::error!("the PostgreSQL writer has stopped; a registered room's change is not written");
+            tracing::error!(
+                "the PostgreSQL writer has stopped; a registered room's change is not written"
+            );
         }
     }
 }
@@ -113,10 +115,7 @@ async fn run(store: PgStore, mut rx: mpsc::UnboundedReceiver<Persist>) {
 
 /// Adds a change, replacing an older one of the same room.
 fn take(pending: &mut BTreeMap<String, Persist>, change: Persist) {
-    if pending
-        .insert(change.room().to_string(), change)
-        .is_some()
-    {
+    if pending.insert(change.room().to_string(), change).is_some() {
         metrics::gauge!("router_pg_pending").decrement(1.0);
     }
 }

@@ -86,7 +86,10 @@ pub(super) fn chanserv(
                 cs.answer(ChanServAnswer::TopicLock { on: *on });
             }
         }
-        ChanServCommand::AccessAdd { account: who, level } => {
+        ChanServCommand::AccessAdd {
+            account: who,
+            level,
+        } => {
             let reg = registration(slot, durable);
             if !founder_check(reg, account, &mut cs) {
                 return;
@@ -144,10 +147,21 @@ pub(super) fn chanserv(
                 entries,
             });
         }
-        ChanServCommand::Op { nick } => set_mode(slot, &mut cs, 'o', true, nick, now),
-        ChanServCommand::Deop { nick } => set_mode(slot, &mut cs, 'o', false, nick, now),
-        ChanServCommand::Voice { nick } => set_mode(slot, &mut cs, 'v', true, nick, now),
-        ChanServCommand::Devoice { nick } => set_mode(slot, &mut cs, 'v', false, nick, now),
+        ChanServCommand::Op { nick }
+        | ChanServCommand::Deop { nick }
+        | ChanServCommand::Voice { nick }
+        | ChanServCommand::Devoice { nick } => {
+            if slot.is_none() && durable.is_none() {
+                return cs.refuse(ChanServRefusal::NotRegistered, "");
+            }
+            let (letter, add) = match command {
+                ChanServCommand::Op { .. } => ('o', true),
+                ChanServCommand::Deop { .. } => ('o', false),
+                ChanServCommand::Voice { .. } => ('v', true),
+                _ => ('v', false),
+            };
+            set_mode(slot, &mut cs, letter, add, nick, now)
+        }
     }
 }
 
@@ -554,12 +568,7 @@ mod tests {
             level,
         };
         assert_eq!(
-            refusal(&cs(
-                &mut slot,
-                &mut None,
-                &bob,
-                add("zed", AccessLevel::Op)
-            )),
+            refusal(&cs(&mut slot, &mut None, &bob, add("zed", AccessLevel::Op))),
             refused(ChanServRefusal::NotFounder)
         );
         assert_eq!(
