@@ -766,6 +766,207 @@ mod tests {
         assert_eq!(own.len(), 1);
     }
 
+    fn logged_in(nick: &str) -> Actor {
+        let mut a = actor(nick, "gw1");
+        a.account = Some(nick.into());
+        a
+    }
+
+    fn chanserv(room: &str, command: bus::schema::ChanServCommand) -> IntentBody {
+        IntentBody::ChanServ {
+            room: room.into(),
+            command,
+        }
+    }
+
+    fn topic_body(room: &str, text: &str) -> IntentBody {
+        IntentBody::Topic {
+            room: room.into(),
+            topic: Some(text.into()),
+        }
+    }
+
+    /// The PostgreSQL writes a batch asks for.
+    fn persists(rooms: &mut Rooms) -> Vec<Persist> {
+        let log = rooms.take_log();
+        let writes = rooms.writes(&log);
+        for w in &writes {
+            rooms.mark_stored(&w.record, 3);
+        }
+        log.persists()
+    }
+
+    #[test]
+    fn durable_changes_are_logged_with_rising_revisions() {
+        use bus::schema::ChanServCommand;
+        let alice = logged_in("alice");
+        let mut rooms = rooms_for("ops");
+        rooms.load_registry(Vec::new());
+        rooms.apply(&intent("j1", &alice, join_body("Ops")), 10);
+        rooms.apply(&intent("m1", &alice, msg_body("ops", "x")), 10);
+        assert!(
+            persists(&mut rooms).is_empty(),
+            "not registered: nothing kept"
+        );
+        rooms.apply(
+            &intent("r1", &alice, chanserv("ops", ChanServCommand::Register)),
+            20,
+        );
+        rooms.apply(&intent("t1", &alice, topic_body("ops", "hello")), 20);
+        // Only the last state of the batch is written, at revision 2.
+        match &persists(&mut rooms)[..] {
+            [Persist::Upsert(d)] => {
+                assert_eq!((d.rev(), d.name.as_str()), (2, "Ops"));
+                assert_eq!(d.topic.as_ref().unwrap().text, "hello");
+                assert_eq!(d.registration.founder, "alice");
+            }
+            other => panic!("{other:?}"),
+        }
+        let room = rooms.get("ops").unwrap();
+        assert_eq!(room.registration.as_ref().unwrap().rev, 2);
+        assert_eq!(room.to_record(vec![]).registration.unwrap().rev, 2);
+        // A message or a no-op mode changes nothing durable.
+        rooms.apply(&intent("m2", &alice, msg_body("ops", "y")), 30);
+        let same = IntentBody::Mode {
+            room: "ops".into(),
+            changes: vec![bus::schema::ModeChange {
+                add: true,
+                mode: 'n',
+                arg: None,
+            }],
+        };
+        rooms.apply(&intent("n1", &alice, same), 30);
+        assert!(persists(&mut rooms).is_empty());
+        rooms.apply(
+            &intent("d1", &alice, chanserv("ops", ChanServCommand::Drop)),
+            40,
+        );
+        assert_eq!(
+            persists(&mut rooms),
+            vec![Persist::Delete {
+                room: "ops".into(),
+                rev: 3
+            }]
+        );
+    }
+
+    #[test]
+    fn a_registered_room_comes_back_from_its_durable_state() {
+        use bus::schema::{ChanServCommand, ModeChange};
+        let alice = logged_in("alice");
+        let guest = actor("guest", "gw1");
+        let mut rooms = rooms_for("ops");
+        rooms.load_registry(Vec::new());
+        rooms.apply(&intent("j1", &alice, join_body("Ops")), 10);
+        rooms.apply(
+            &intent("r1", &alice, chanserv("ops", ChanServCommand::Register)),
+            10,
+        );
+        rooms.apply(&intent("t1", &alice, topic_body("ops", "kept")), 10);
+        let key = IntentBody::Mode {
+            room: "ops".into(),
+            changes: vec![ModeChange {
+                add: true,
+                mode: 'k',
+                arg: Some("sesame".into()),
+            }],
+        };
+        rooms.apply(&intent("k1", &alice, key), 10);
+        let durable = match &persists(&mut rooms)[..] {
+            [Persist::Upsert(d)] => (**d).clone(),
+            other => panic!("{other:?}"),
+        };
+        // Another router, with no NATS record at all: PostgreSQL only.
+        let mut other = rooms_for("ops");
+        other.load(stored(Vec::new()));
+        assert!(!other.registry_loaded());
+        let early = intent("c0", &alice, chanserv("ops", ChanServCommand::Info));
+        match other.apply(&early, 20) {
+            Step::Applied { outcome, .. } => assert!(matches!(
+                &outcome.effects[..],
+                [Effect::Reply { reply, .. }] if matches!(&reply.body, Reply::ChanServ { answer: bus::schema::ChanServAnswer::Refused { why: bus::schema::ChanServRefusal::Unavailable, .. }, .. })
+            )),
+            s => panic!("{s:?}"),
+        }
+        other.load_registry(vec![durable]);
+        // The key holds for the first joiner, who is not made op.
+        let no_key = intent("j2", &guest, join_body("OPS"));
+        match other.apply(&no_key, 20) {
+            Step::Applied { outcome, .. } => assert!(matches!(
+                &outcome.effects[..],
+                [Effect::Reply { reply, .. }] if matches!(reply.body, Reply::Error { code: bus::schema::ErrorCode::BadChannelKey, .. })
+            )),
+            s => panic!("{s:?}"),
+        }
+        assert!(
+            other.get("ops").is_none(),
+            "a refused first join creates nothing"
+        );
+        let with_key = IntentBody::Join {
+            room: "ops".into(),
+            key: Some("sesame".into()),
+        };
+        other.apply(&intent("j3", &guest, with_key), 20);
+        let room = other.get("ops").unwrap();
+        assert_eq!(room.name, "Ops", "the registered name");
+        assert_eq!(room.topic.as_ref().unwrap().text, "kept");
+        assert!(!room.is_op("guest"));
+        // The founder passes the key and gets op from ChanServ.
+        let Step::Applied { outcome, .. } =
+            other.apply(&intent("j4", &alice, join_body("ops")), 20)
+        else {
+            panic!()
+        };
+        let events: Vec<_> = outcome.events().collect();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].actor.nick, "ChanServ");
+        assert_eq!(events[1].id, "j4-cs");
+        assert!(other.get("ops").unwrap().is_op("alice"));
+        assert!(
+            persists(&mut other).is_empty(),
+            "joining changes nothing durable"
+        );
+    }
+
+    #[test]
+    fn the_newer_of_nats_and_postgres_wins_at_load() {
+        use bus::schema::ChanServCommand;
+        let alice = logged_in("alice");
+        let mut rooms = rooms_for("ops");
+        rooms.load_registry(Vec::new());
+        rooms.apply(&intent("j1", &alice, join_body("ops")), 10);
+        rooms.apply(
+            &intent("r1", &alice, chanserv("ops", ChanServCommand::Register)),
+            10,
+        );
+        let old = match &persists(&mut rooms)[..] {
+            [Persist::Upsert(d)] => (**d).clone(),
+            other => panic!("{other:?}"),
+        };
+        rooms.apply(&intent("t1", &alice, topic_body("ops", "newer")), 10);
+        let log = rooms.take_log();
+        let records = puts(rooms.writes(&log));
+        // PostgreSQL missed the last write: the live record is newer.
+        let mut next = rooms_for("ops");
+        next.load(stored(records.clone()));
+        next.load_registry(vec![old.clone()]);
+        match &persists(&mut next)[..] {
+            [Persist::Upsert(d)] => {
+                assert_eq!(d.rev(), 2);
+                assert_eq!(d.topic.as_ref().unwrap().text, "newer");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A live record without a registration that PostgreSQL has gets it.
+        let mut bare = records[0].0.clone();
+        bare.registration = None;
+        let mut third = rooms_for("ops");
+        third.load(stored(vec![(bare, 9)]));
+        third.load_registry(vec![old]);
+        assert!(third.get("ops").unwrap().registration.is_some());
+        assert!(persists(&mut third).is_empty());
+    }
+
     #[test]
     fn sweep_lists_expired_members_per_room() {
         let alice = actor("alice", "gw1");

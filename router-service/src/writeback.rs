@@ -14,6 +14,7 @@
 //!
 //! On shutdown the task is given a few seconds to write what is pending.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -101,10 +102,13 @@ async fn run(store: PgStore, mut rx: mpsc::UnboundedReceiver<Persist>) {
                 metrics::counter!("router_pg_failures_total", "op" => "write").increment(1);
                 tracing::warn!(%room, %error, retry_in = ?pause, "writing a registered room to PostgreSQL failed");
                 // Keep it unless a newer change of the room arrived.
-                if pending.contains_key(&room) {
-                    metrics::gauge!("router_pg_pending").decrement(1.0);
-                } else {
-                    pending.insert(room, change);
+                match pending.entry(room) {
+                    Entry::Occupied(_) => {
+                        metrics::gauge!("router_pg_pending").decrement(1.0);
+                    }
+                    Entry::Vacant(slot) => {
+                        slot.insert(change);
+                    }
                 }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(RETRY_MAX);
