@@ -250,6 +250,16 @@ pub enum IntentBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// A ChanServ command about the room (IRC `PRIVMSG ChanServ :…`). The
+    /// router owns registrations because it owns the room: it decides in the
+    /// room's one order, next to the modes and topic a registration
+    /// protects. Answered with [`Reply::ChanServ`] (and, for OP and the
+    /// like, a MODE event from [`chanserv_actor`]).
+    #[serde(rename = "chanserv")]
+    ChanServ {
+        room: String,
+        command: ChanServCommand,
+    },
 }
 
 impl IntentBody {
@@ -266,7 +276,8 @@ impl IntentBody {
             | IntentBody::Kick { room, .. }
             | IntentBody::Invite { room, .. }
             | IntentBody::Member { room, .. }
-            | IntentBody::Redact { room, .. } => room,
+            | IntentBody::Redact { room, .. }
+            | IntentBody::ChanServ { room, .. } => room,
         }
     }
 }
@@ -539,6 +550,13 @@ pub enum Reply {
         /// `UserOnChannel`: the room name. Empty otherwise.
         #[serde(default, skip_serializing_if = "String::is_empty")]
         detail: String,
+    },
+    /// The answer to a ChanServ command; `name` is the room as the client
+    /// wrote it (or its registered display name).
+    #[serde(rename = "chanserv")]
+    ChanServ {
+        name: String,
+        answer: ChanServAnswer,
     },
 }
 
@@ -1033,6 +1051,11 @@ pub struct RoomRecord {
     /// record: a redelivery of one of them is skipped, not applied twice.
     #[serde(default)]
     pub applied: Vec<String>,
+    /// The room is registered with ChanServ (PostgreSQL keeps the durable
+    /// copy; this one travels with the live state so a takeover needs no
+    /// database round trip).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration: Option<Registration>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -1059,6 +1082,199 @@ pub struct MemberRecord {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bot: bool,
     pub joined_at: i64,
+}
+
+// ---------------------------------------------------------------------------
+// ChanServ: registered rooms
+// ---------------------------------------------------------------------------
+
+/// What an entry of a registered room's access list grants: automatic `+o`
+/// or `+v` on joining, and (for `Op`) the ChanServ commands of operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessLevel {
+    Voice,
+    Op,
+}
+
+impl AccessLevel {
+    /// The name users type and see (`OP`, `VOICE`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessLevel::Op => "OP",
+            AccessLevel::Voice => "VOICE",
+        }
+    }
+}
+
+/// A room's ChanServ registration: who founded it and who has access.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    /// The founder's account (canonical, case-folded).
+    pub founder: String,
+    /// ms since the epoch.
+    pub registered_at: i64,
+    /// While on, only the founder and `Op` accounts may change the topic.
+    #[serde(default)]
+    pub topic_lock: bool,
+    /// Account → level. The founder is not listed: it has every right.
+    #[serde(default)]
+    pub access: BTreeMap<String, AccessLevel>,
+    /// Raised by the router on every change to the room's durable state
+    /// (registration, topic, modes, bans), so a late write of an older
+    /// state (a router that lost the partition) never overwrites a newer
+    /// one in PostgreSQL.
+    #[serde(default)]
+    pub rev: u64,
+}
+
+impl Registration {
+    /// What `account` may do here: the founder counts as `Op`.
+    pub fn level_of(&self, account: Option<&str>) -> Option<AccessLevel> {
+        let account = account?;
+        if account == self.founder {
+            return Some(AccessLevel::Op);
+        }
+        self.access.get(account).copied()
+    }
+}
+
+/// A ChanServ command, parsed by the gateway; the router checks the rights.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum ChanServCommand {
+    /// Register the room: the sender (logged in, an operator) is founder.
+    Register,
+    /// Forget the registration (founder only).
+    Drop,
+    /// `+o` / `-o` / `+v` / `-v` on `nick` (default: the sender), by ChanServ.
+    Op {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nick: Option<String>,
+    },
+    Deop {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nick: Option<String>,
+    },
+    Voice {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nick: Option<String>,
+    },
+    Devoice {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nick: Option<String>,
+    },
+    AccessAdd {
+        account: String,
+        level: AccessLevel,
+    },
+    AccessDel {
+        account: String,
+    },
+    AccessList,
+    SetTopicLock {
+        on: bool,
+    },
+    Info,
+}
+
+/// Why ChanServ refused a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChanServRefusal {
+    /// The sender is not logged in to an account.
+    NotIdentified,
+    /// The room has no members (ChanServ REGISTER, OP… need a live room).
+    NoSuchChannel,
+    /// The sender is not in the room.
+    NotOnChannel,
+    /// The sender is not an operator of the room (REGISTER).
+    NotOp,
+    NotRegistered,
+    AlreadyRegistered,
+    /// Founder-only command.
+    NotFounder,
+    /// The sender's account has too little access.
+    NoAccess,
+    /// `arg` (a nick) is not in the room.
+    NoSuchNick,
+    /// `arg` is not a valid account name.
+    BadAccount,
+    /// `arg` is the founder: not an access-list entry.
+    IsFounder,
+    /// `arg` is not on the access list.
+    NotOnAccessList,
+    AccessListFull,
+    /// The router cannot read registrations right now (PostgreSQL).
+    Unavailable,
+}
+
+/// One access-list entry as ACCESS LIST shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessEntry {
+    pub account: String,
+    pub level: AccessLevel,
+}
+
+/// ChanServ's answer, rendered by each gateway in its own words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "a", rename_all = "snake_case")]
+pub enum ChanServAnswer {
+    Registered {
+        founder: String,
+    },
+    Dropped,
+    Info {
+        founder: String,
+        registered_at: i64,
+        topic_lock: bool,
+        /// `+ntk…` as an outsider sees them (the key is not shown).
+        modes: String,
+        access: usize,
+    },
+    /// OP/DEOP/VOICE/DEVOICE that changed nothing (`nick` already had, or
+    /// lacked, the mode). A change is answered by its MODE event alone.
+    Unchanged {
+        nick: String,
+        mode: char,
+        add: bool,
+    },
+    AccessAdded {
+        account: String,
+        level: AccessLevel,
+    },
+    AccessRemoved {
+        account: String,
+    },
+    AccessList {
+        founder: String,
+        entries: Vec<AccessEntry>,
+    },
+    TopicLock {
+        on: bool,
+    },
+    Refused {
+        why: ChanServRefusal,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        arg: String,
+    },
+}
+
+/// The nick ChanServ speaks as, on every gateway.
+pub const CHANSERV_NICK: &str = "ChanServ";
+
+/// The actor of the events ChanServ causes (automatic `+o`, OP): not a
+/// session, so its sid and gateway name none (no gateway serves it).
+pub fn chanserv_actor() -> Actor {
+    Actor {
+        sid: "services.chanserv".into(),
+        gateway: String::new(),
+        nick: CHANSERV_NICK.into(),
+        user: CHANSERV_NICK.into(),
+        host: "services.".into(),
+        realname: "Channel Services".into(),
+        account: None,
+    }
 }
 
 #[cfg(test)]
@@ -1172,6 +1388,42 @@ mod tests {
             r#"{"op":"redact","room":"Ops","msgid":"m1","own":true,"reason":"typo"}"#
         );
         assert_eq!(intent.room(), "Ops");
+    }
+
+    #[test]
+    fn chanserv_intents_and_records_round_trip() {
+        let body = IntentBody::ChanServ {
+            room: "Ops".into(),
+            command: ChanServCommand::AccessAdd {
+                account: "bob".into(),
+                level: AccessLevel::Voice,
+            },
+        };
+        let json = serde_json::to_string(&body).unwrap();
+        assert_eq!(
+            json,
+            r#"{"op":"chanserv","room":"Ops","command":{"cmd":"access_add","account":"bob","level":"voice"}}"#
+        );
+        assert_eq!(serde_json::from_str::<IntentBody>(&json).unwrap(), body);
+        assert_eq!(body.room(), "Ops");
+        // Records written before registrations existed still read.
+        let old = r#"{"room":"ops","name":"Ops","created_at":1,"seq":2,
+            "modes":{"invite_only":false,"moderated":false,"no_external":true,"secret":false,"topic_ops":true},
+            "members":[]}"#;
+        let record: RoomRecord = serde_json::from_str(old).unwrap();
+        assert!(record.registration.is_none());
+        let reg = Registration {
+            founder: "alice".into(),
+            registered_at: 5,
+            topic_lock: true,
+            access: [("bob".to_string(), AccessLevel::Voice)].into(),
+            rev: 3,
+        };
+        assert_eq!(reg.level_of(Some("alice")), Some(AccessLevel::Op));
+        assert_eq!(reg.level_of(Some("bob")), Some(AccessLevel::Voice));
+        assert_eq!(reg.level_of(Some("carol")), None);
+        assert_eq!(reg.level_of(None), None);
+        assert!(AccessLevel::Op > AccessLevel::Voice);
     }
 
     #[test]

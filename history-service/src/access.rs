@@ -110,6 +110,7 @@ mod tests {
                 joined_at: 0,
             }],
             applied: vec![],
+            registration: None,
         };
         assert_eq!(member_of(&record, "s1").as_deref(), Some("Ops"));
         assert_eq!(member_of(&record, "s2"), None, "invited is not a member");

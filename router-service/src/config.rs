@@ -2,9 +2,12 @@
 //!
 //! Loaded with [`bus::config::load`] (defaults < TOML file < `CHAT__…`
 //! environment), so `CHAT__ROUTER__SWEEP_INTERVAL_SECS=1` works like every
-//! other key.
+//! other key. `[postgres]` is the same section the auth and history
+//! services read (`CHAT__POSTGRES__URL`): registered rooms are kept in the
+//! shared database, in the router's own tables.
 
 use bus::config::{AdminConfig, AmqpConfig, BusConfig, LogConfig, NatsConfig};
+use bus::pg::PgConfig;
 use serde::{Deserialize, Serialize};
 
 /// The router's admin port unless configured otherwise.
@@ -20,6 +23,7 @@ pub struct Config {
     pub bus: BusConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
+    pub postgres: PgConfig,
 }
 
 impl Default for Config {
@@ -31,6 +35,7 @@ impl Default for Config {
             bus: BusConfig::default(),
             admin: AdminConfig::on(DEFAULT_ADMIN_LISTEN),
             log: LogConfig::default(),
+            postgres: PgConfig::default(),
         }
     }
 }
@@ -72,5 +77,7 @@ mod tests {
         assert_eq!(c.router.id.len(), "router-".len() + 8);
         assert_eq!(c.router.batch_max, 256);
         assert_eq!(c.admin.listen, DEFAULT_ADMIN_LISTEN);
+        assert_eq!(c.postgres.url, "postgres://postgres@127.0.0.1:5432/chat");
+        assert!(c.postgres.create_database);
     }
 }

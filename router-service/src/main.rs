@@ -6,7 +6,10 @@
 //! router per partition thanks to single active consumer; a second router
 //! process is a hot standby); events, replies and invitations leave on
 //! `chat.rooms`, the gateway queues and `chat.direct`. Room state lives in
-//! memory and is written to the NATS rooms bucket after every batch.
+//! memory and is written to the NATS rooms bucket after every batch; the
+//! rooms registered with ChanServ are also written through to PostgreSQL
+//! (their durable copy, see `registered.rs`), which must be reachable at
+//! start-up (migrations) and is only retried after that.
 //!
 //! A RabbitMQ restart is ridden out: the connection is re-established (and
 //! the topology declared again) by a [`Link`], `/readyz` reports `amqp`
@@ -20,10 +23,13 @@ mod config;
 mod handlers;
 mod masks;
 mod partition;
+mod pgstore;
+mod registered;
 mod room;
 mod rooms;
 mod store;
 mod sweeper;
+mod writeback;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,7 +46,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::config::Config;
-use crate::partition::{Partition, PartitionError, Settings};
+use crate::partition::{Durables, Partition, PartitionError, Settings};
+use crate::pgstore::PgStore;
 use crate::store::Store;
 
 /// How long connecting to RabbitMQ or NATS may take before start-up fails.
@@ -72,7 +79,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if cfg.bus.partitions == 0 {
         bail!("bus.partitions must be at least 1");
     }
-    let process = Process::start(&cfg.log, &cfg.admin, &["amqp", "nats"]).await?;
+    let process = Process::start(&cfg.log, &cfg.admin, &["amqp", "nats", "postgres"]).await?;
     let shutdown = process.shutdown.clone();
 
     let instance = format!("{}.{:08x}", cfg.router.id, rand::random::<u32>());
@@ -84,6 +91,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("NATS at {}: no answer in {CONNECT_TIMEOUT:?}", cfg.nats.url))?
         .with_context(|| format!("NATS at {}", cfg.nats.url))?;
     process.set("nats", true);
+
+    let pg = tokio::time::timeout(CONNECT_TIMEOUT, PgStore::open(&cfg.postgres))
+        .await
+        .context("PostgreSQL: no answer in time")?
+        .context("opening PostgreSQL and migrating the router's tables")?;
+    process.set("postgres", true);
+    let (writer, writer_task) = writeback::spawn(pg.clone());
+    let durables = Durables {
+        store: pg.clone(),
+        writer,
+    };
 
     let partitions = cfg.bus.partitions;
     // Declared on every (re)connection, before any partition subscribes.
@@ -118,10 +136,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let live = link
             .live()
             .context("the AMQP connection was lost during start-up")?;
-        let (partition, consumer) =
-            Partition::subscribe(&link, live, p, settings.clone(), store.clone())
-                .await
-                .with_context(|| format!("subscribing to {}", intent_queue(p)))?;
+        let (partition, consumer) = Partition::subscribe(
+            &link,
+            live,
+            p,
+            settings.clone(),
+            store.clone(),
+            durables.clone(),
+        )
+        .await
+        .with_context(|| format!("subscribing to {}", intent_queue(p)))?;
         let (tx, rx) = mpsc::channel(1);
         sweep_senders.push(tx);
         let stop = shutdown.clone();
@@ -136,6 +160,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     tokio::spawn(watch_nats(buckets.client.clone(), process.check("nats")));
+    tokio::spawn(watch_postgres(pg, process.check("postgres")));
+    // The partitions hold the other senders; once they are gone the writer
+    // writes what is pending and ends.
+    drop(durables);
     tracing::info!(admin = %cfg.admin.listen, "router ready");
 
     let mut failure = None;
@@ -156,6 +184,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Ok(more) => failure = failure.or(more),
         Err(_) => tracing::warn!("partitions did not stop in time"),
     }
+    // Partitions that did not stop still hold writer senders; abandon them.
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    if tokio::time::timeout(DRAIN_TIMEOUT, writer_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "registered rooms still waiting for PostgreSQL at shutdown were not written"
+        );
+    }
     link.close().await;
     let _ = process.admin.await;
     match failure {
@@ -175,6 +214,20 @@ fn task_failure(
         Ok(Ok(())) => None,
         Ok(Err((p, error))) => Some(anyhow::Error::new(error).context(format!("partition {p}"))),
         Err(join) => Some(anyhow::anyhow!("a partition task died: {join}")),
+    }
+}
+
+/// Keeps `/readyz` honest about PostgreSQL after start-up. The router
+/// serves rooms without it (their changes wait, see `writeback.rs`), but
+/// registered rooms are not written meanwhile, which readiness should say.
+async fn watch_postgres(pg: PgStore, ready: Arc<AtomicBool>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        ticker.tick().await;
+        let up = tokio::time::timeout(Duration::from_secs(2), pg.ping())
+            .await
+            .unwrap_or(false);
+        ready.store(up, Ordering::SeqCst);
     }
 }
 

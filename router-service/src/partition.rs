@@ -18,6 +18,12 @@
 //! broker redelivers the unacknowledged intents, which are replayed
 //! idempotently (same seqs, same ids; skipped if their room's record lists
 //! them as applied).
+//!
+//! Registered rooms (ChanServ) are loaded from PostgreSQL with the records
+//! at takeover; if the database cannot be read then, the partition serves
+//! on (ChanServ answers that it is unavailable) and tries again before
+//! later batches, at most every [`REGISTRY_RETRY`]. Their changes are
+//! handed to the [`Writer`] at the end of each batch, after the records.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -40,8 +46,11 @@ use tokio::sync::mpsc;
 
 use crate::bindings::{BindError, Binder};
 use crate::handlers::{self, Effect};
+use crate::pgstore::PgStore;
+use crate::registered::Durable;
 use crate::rooms::{Rooms, Step, Write};
 use crate::store::{Store, StoreError};
+use crate::writeback::Writer;
 
 /// A member who joined less than this before the live-session listing
 /// started is never expired by it (it may not have been listed yet).
@@ -50,6 +59,19 @@ const JOIN_GRACE_MS: i64 = 2000;
 /// How long an expiry intent is trusted to be on its way before a later
 /// sweep may publish it again.
 const EXPIRY_RETRY: Duration = Duration::from_secs(60);
+
+/// How long loading the registered rooms may take, and how long a
+/// partition waits before trying again after a failure.
+const REGISTRY_TIMEOUT: Duration = Duration::from_secs(5);
+const REGISTRY_RETRY: Duration = Duration::from_secs(2);
+
+/// The PostgreSQL side of a partition: where registered rooms are read
+/// from, and where their changes go.
+#[derive(Clone)]
+pub struct Durables {
+    pub store: PgStore,
+    pub writer: Writer,
+}
 
 /// Settings every partition task shares.
 #[derive(Debug)]
@@ -98,6 +120,9 @@ pub struct Partition {
     channel: Channel,
     binder: Binder,
     store: Store,
+    durables: Durables,
+    /// When the registered rooms may be read again after a failure.
+    registry_retry: Option<Instant>,
     /// Reload the rooms before the next batch whatever the owner key says
     /// (first batch after subscribing).
     fresh: bool,
@@ -118,6 +143,7 @@ impl Partition {
         partition: u16,
         settings: Arc<Settings>,
         store: Store,
+        durables: Durables,
     ) -> Result<(Self, Consumer), PartitionError> {
         let (channel, consumer) = open(&live, partition, &settings).await?;
         let rooms = Rooms::new(partition, settings.partitions);
@@ -130,6 +156,8 @@ impl Partition {
             channel,
             binder: Binder::new(link.clone()),
             store,
+            durables,
+            registry_retry: None,
             fresh: true,
             active: false,
             expiring: HashMap::new(),
@@ -258,6 +286,11 @@ impl Partition {
         let started = Instant::now();
         metrics::histogram!("router_batch_size").record(deliveries.len() as f64);
         self.take_ownership().await?;
+        if !self.rooms.registry_loaded()
+            && self.registry_retry.is_none_or(|at| Instant::now() >= at)
+        {
+            self.load_registry().await;
+        }
         let mut confirms = Vec::new();
         let mut last_intent: Option<Acker> = None;
         for delivery in deliveries {
@@ -314,6 +347,7 @@ impl Partition {
             "taking over partition"
         );
         self.rooms.load(records);
+        self.load_registry().await;
         self.expiring.clear();
         self.store
             .set_owner(self.partition, &self.settings.instance)
@@ -321,6 +355,39 @@ impl Partition {
         self.fresh = false;
         self.report_rooms();
         Ok(())
+    }
+
+    /// Reads the registered rooms of the partition from PostgreSQL. A
+    /// failure is logged and counted, and tried again later: the partition
+    /// never waits for the database beyond [`REGISTRY_TIMEOUT`].
+    async fn load_registry(&mut self) {
+        let loaded = tokio::time::timeout(REGISTRY_TIMEOUT, self.durables.store.load()).await;
+        let error = match loaded {
+            Ok(Ok(all)) => {
+                let mine: Vec<Durable> = all
+                    .into_iter()
+                    .filter(|d| self.rooms.owns(&d.room))
+                    .collect();
+                tracing::info!(
+                    partition = self.partition,
+                    registered = mine.len(),
+                    "registered rooms loaded"
+                );
+                self.rooms.load_registry(mine);
+                self.registry_retry = None;
+                return;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {REGISTRY_TIMEOUT:?}"),
+        };
+        metrics::counter!("router_pg_failures_total", "op" => "load").increment(1);
+        tracing::warn!(
+            partition = self.partition,
+            %error,
+            retry_in = ?REGISTRY_RETRY,
+            "cannot read the registered rooms from PostgreSQL; ChanServ is unavailable in this partition meanwhile"
+        );
+        self.registry_retry = Some(Instant::now() + REGISTRY_RETRY);
     }
 
     /// Applies one intent and carries out its effects in order.
@@ -439,6 +506,10 @@ impl Partition {
         let revisions = self.store.put_rooms(&puts).await?;
         for ((record, _), revision) in puts.iter().zip(revisions) {
             self.rooms.mark_stored(record, revision);
+        }
+        // The live state is stored: now the durable copy (not awaited).
+        for change in log.persists() {
+            self.durables.writer.send(change);
         }
         self.report_rooms();
         Ok(())

@@ -17,11 +17,12 @@ use std::collections::{HashMap, HashSet};
 
 use bus::names;
 use bus::schema::{
-    Actor, BanEntry, EventBody, MemberInfo, MemberRecord, MessageKind, RoomEvent, RoomModes,
-    RoomRecord, TopicInfo, SCHEMA_VERSION,
+    Actor, BanEntry, EventBody, MemberInfo, MemberRecord, MessageKind, Registration, RoomEvent,
+    RoomModes, RoomRecord, TopicInfo, SCHEMA_VERSION,
 };
 
 use crate::masks;
+use crate::registered::Durable;
 
 /// Invitations remembered per room. Oldest are forgotten first, so an
 /// invite-spamming op cannot grow a record without bound.
@@ -44,6 +45,8 @@ pub struct Room {
     pub topic: Option<TopicInfo>,
     pub modes: RoomModes,
     pub bans: Vec<BanEntry>,
+    /// The ChanServ registration, if the room is registered.
+    pub registration: Option<Registration>,
     invited: Vec<String>,
     members: HashMap<String, MemberRecord>,
     gateways: HashMap<String, usize>,
@@ -70,6 +73,7 @@ impl Room {
                 ..RoomModes::default()
             },
             bans: Vec::new(),
+            registration: None,
             invited: Vec::new(),
             members: HashMap::new(),
             gateways: HashMap::new(),
@@ -81,12 +85,29 @@ impl Room {
     /// A new room named `display_name`; over the husk of an earlier room of
     /// that name, it continues that room's counters (and knows which
     /// intents the husk's record lists as applied).
-    pub fn create(display_name: &str, now: i64, husk: Option<&Husk>) -> Self {
+    ///
+    /// A registered room (`durable`) comes back as it was registered and
+    /// last changed: its name, topic, modes, bans and registration, so a
+    /// room that everybody left (or whose NATS record was lost) is the same
+    /// room again.
+    pub fn create(
+        display_name: &str,
+        now: i64,
+        husk: Option<&Husk>,
+        durable: Option<&Durable>,
+    ) -> Self {
         let mut room = Self::new(display_name, now);
         if let Some(husk) = husk {
             room.seq = husk.seq;
             room.mseq = husk.mseq;
             room.last_applied = husk.last_applied.clone();
+        }
+        if let Some(d) = durable {
+            room.name = d.name.clone();
+            room.topic = d.topic.clone();
+            room.modes = d.modes.clone();
+            room.bans = d.bans.clone();
+            room.registration = Some(d.registration.clone());
         }
         room
     }
@@ -115,6 +136,7 @@ impl Room {
             topic: record.topic,
             modes: record.modes,
             bans: record.bans,
+            registration: record.registration,
             invited: record.invited,
             members: HashMap::new(),
             gateways: HashMap::new(),
@@ -142,6 +164,7 @@ impl Room {
             invited: self.invited.clone(),
             members: self.members_sorted().into_iter().cloned().collect(),
             applied,
+            registration: self.registration.clone(),
         }
     }
 
@@ -369,6 +392,7 @@ impl Husk {
             invited: Vec::new(),
             members: Vec::new(),
             applied,
+            registration: None,
         }
     }
 
@@ -491,7 +515,7 @@ mod tests {
         );
         let husk = Husk::from_record(record, 6);
         assert!(husk.was_applied("p1"));
-        let again = Room::create("OPS", 10, Some(&husk));
+        let again = Room::create("OPS", 10, Some(&husk), None);
         assert_eq!((again.seq, again.mseq), (9, 3));
         assert_eq!((again.name.as_str(), again.created_at), ("OPS", 10));
         assert!(again.modes.no_external && again.modes.topic_ops);

@@ -10,13 +10,19 @@
 //! (see [`Husk`]): their records stay in the bucket as high-water marks, and
 //! a room created under such a name continues the husk's seq and mseq and
 //! overwrites its record.
+//!
+//! It also keeps the durable state of every registered room of the
+//! partition ([`Durable`], loaded from PostgreSQL, then kept current by the
+//! intents themselves): a registered room created again starts from it, and
+//! each change of it is logged for the end of the batch to write through.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use bus::names::{fold, partition_of};
 use bus::schema::{Actor, Intent, RoomRecord};
 
-use crate::handlers::{self, Outcome};
+use crate::handlers::{self, Context, Outcome};
+use crate::registered::{self, Durable, Persist};
 use crate::room::{Husk, Room};
 
 /// What happened to one intent.
@@ -47,6 +53,15 @@ pub struct BatchLog {
     /// their husk's record is written.
     husked: BTreeSet<String>,
     emptied: BTreeSet<(String, String)>,
+    /// The durable state to write to PostgreSQL, per room (the last wins).
+    persist: BTreeMap<String, Persist>,
+}
+
+impl BatchLog {
+    /// What to write to PostgreSQL once the batch's records are stored.
+    pub fn persists(&self) -> Vec<Persist> {
+        self.persist.values().cloned().collect()
+    }
 }
 
 /// A write to the rooms bucket at the end of a batch (a live room's record
@@ -88,6 +103,11 @@ pub struct Rooms {
     husks: HashMap<String, Husk>,
     /// Revisions of unreadable records, by room.
     unreadable: HashMap<String, u64>,
+    /// The durable state of the registered rooms, live or not, by room.
+    registered: HashMap<String, Durable>,
+    /// Whether `registered` was loaded (from PostgreSQL) since the rooms
+    /// were: until then ChanServ cannot decide.
+    registry: bool,
     log: BatchLog,
 }
 
@@ -99,6 +119,8 @@ impl Rooms {
             map: HashMap::new(),
             husks: HashMap::new(),
             unreadable: HashMap::new(),
+            registered: HashMap::new(),
+            registry: false,
             log: BatchLog::default(),
         }
     }
@@ -143,6 +165,51 @@ impl Rooms {
             }
         }
         self.unreadable = stored.unreadable.into_iter().collect();
+        self.registered.clear();
+        self.registry = false;
+    }
+
+    /// Whether the registered rooms are known (see [`Rooms::load_registry`]).
+    pub fn registry_loaded(&self) -> bool {
+        self.registry
+    }
+
+    /// Takes the registered rooms PostgreSQL holds (after [`Rooms::load`]).
+    /// For a live room the newer of the two states wins: a live room whose
+    /// record has a newer registration than PostgreSQL (a write the last
+    /// router did not get to make) is written again; a live room without
+    /// one that PostgreSQL says is registered (created while the registry
+    /// could not be read) gets its registration back.
+    pub fn load_registry(&mut self, durables: Vec<Durable>) {
+        self.registered.clear();
+        for d in durables {
+            if self.owns(&d.room) {
+                self.registered.insert(d.room.clone(), d);
+            }
+        }
+        let mut keys: Vec<&String> = self.map.keys().collect();
+        keys.sort();
+        let keys: Vec<String> = keys.into_iter().cloned().collect();
+        for key in keys {
+            let Some(room) = self.map.get_mut(&key) else {
+                continue;
+            };
+            let stored = self.registered.get(&key).map(Durable::rev);
+            match (room.registration.as_ref().map(|r| r.rev), stored) {
+                (Some(live), stored) if stored.is_none_or(|s| live > s) => {
+                    if let Some(d) = Durable::of(room) {
+                        let write = Persist::Upsert(Box::new(d.clone()));
+                        self.log.persist.insert(key.clone(), write);
+                        self.registered.insert(key, d);
+                    }
+                }
+                (None, Some(_)) => {
+                    room.registration = self.registered.get(&key).map(|d| d.registration.clone());
+                }
+                _ => {}
+            }
+        }
+        self.registry = true;
     }
 
     /// Applies one intent (see [`Step`]).
@@ -176,7 +243,38 @@ impl Rooms {
         }
         let snapshot = handlers::may_bind(&slot, intent).then(|| Box::new(slot.clone()));
         let existed = slot.is_some();
-        let outcome = handlers::apply(&mut slot, husk, intent, now);
+        let mut durable = self.registered.remove(&key);
+        // The durable state before, from the room itself while it is live
+        // (so that the revision follows from the room's own state alone,
+        // and a replay gives the same one).
+        let tracked = handlers::may_change_durable(intent);
+        let durable_of = |slot: &Option<Room>, durable: &Option<Durable>| match slot {
+            Some(room) => Durable::of(room),
+            None => durable.clone(),
+        };
+        let before = tracked.then(|| durable_of(&slot, &durable)).flatten();
+        let ctx = Context {
+            husk,
+            durable: &mut durable,
+            registry: self.registry,
+        };
+        let outcome = handlers::apply(&mut slot, ctx, intent, now);
+        if tracked {
+            let mut after = durable_of(&slot, &durable);
+            if let Some(write) = registered::change(before.as_ref(), after.as_mut()) {
+                self.log.persist.insert(key.clone(), write);
+            }
+            let rev = after.as_ref().map(Durable::rev);
+            if let (Some(reg), Some(rev)) =
+                (slot.as_mut().and_then(|r| r.registration.as_mut()), rev)
+            {
+                reg.rev = rev;
+            }
+            durable = after;
+        }
+        if let Some(d) = durable {
+            self.registered.insert(key.clone(), d);
+        }
         if existed || slot.is_some() {
             self.log
                 .applied
@@ -666,6 +764,207 @@ mod tests {
         let mut own = rooms_for("ops");
         own.load(stored(vec![(room.to_record(vec![]), 1)]));
         assert_eq!(own.len(), 1);
+    }
+
+    fn logged_in(nick: &str) -> Actor {
+        let mut a = actor(nick, "gw1");
+        a.account = Some(nick.into());
+        a
+    }
+
+    fn chanserv(room: &str, command: bus::schema::ChanServCommand) -> IntentBody {
+        IntentBody::ChanServ {
+            room: room.into(),
+            command,
+        }
+    }
+
+    fn topic_body(room: &str, text: &str) -> IntentBody {
+        IntentBody::Topic {
+            room: room.into(),
+            topic: Some(text.into()),
+        }
+    }
+
+    /// The PostgreSQL writes a batch asks for.
+    fn persists(rooms: &mut Rooms) -> Vec<Persist> {
+        let log = rooms.take_log();
+        let writes = rooms.writes(&log);
+        for w in &writes {
+            rooms.mark_stored(&w.record, 3);
+        }
+        log.persists()
+    }
+
+    #[test]
+    fn durable_changes_are_logged_with_rising_revisions() {
+        use bus::schema::ChanServCommand;
+        let alice = logged_in("alice");
+        let mut rooms = rooms_for("ops");
+        rooms.load_registry(Vec::new());
+        rooms.apply(&intent("j1", &alice, join_body("Ops")), 10);
+        rooms.apply(&intent("m1", &alice, msg_body("ops", "x")), 10);
+        assert!(
+            persists(&mut rooms).is_empty(),
+            "not registered: nothing kept"
+        );
+        rooms.apply(
+            &intent("r1", &alice, chanserv("ops", ChanServCommand::Register)),
+            20,
+        );
+        rooms.apply(&intent("t1", &alice, topic_body("ops", "hello")), 20);
+        // Only the last state of the batch is written, at revision 2.
+        match &persists(&mut rooms)[..] {
+            [Persist::Upsert(d)] => {
+                assert_eq!((d.rev(), d.name.as_str()), (2, "Ops"));
+                assert_eq!(d.topic.as_ref().unwrap().text, "hello");
+                assert_eq!(d.registration.founder, "alice");
+            }
+            other => panic!("{other:?}"),
+        }
+        let room = rooms.get("ops").unwrap();
+        assert_eq!(room.registration.as_ref().unwrap().rev, 2);
+        assert_eq!(room.to_record(vec![]).registration.unwrap().rev, 2);
+        // A message or a no-op mode changes nothing durable.
+        rooms.apply(&intent("m2", &alice, msg_body("ops", "y")), 30);
+        let same = IntentBody::Mode {
+            room: "ops".into(),
+            changes: vec![bus::schema::ModeChange {
+                add: true,
+                mode: 'n',
+                arg: None,
+            }],
+        };
+        rooms.apply(&intent("n1", &alice, same), 30);
+        assert!(persists(&mut rooms).is_empty());
+        rooms.apply(
+            &intent("d1", &alice, chanserv("ops", ChanServCommand::Drop)),
+            40,
+        );
+        assert_eq!(
+            persists(&mut rooms),
+            vec![Persist::Delete {
+                room: "ops".into(),
+                rev: 3
+            }]
+        );
+    }
+
+    #[test]
+    fn a_registered_room_comes_back_from_its_durable_state() {
+        use bus::schema::{ChanServCommand, ModeChange};
+        let alice = logged_in("alice");
+        let guest = actor("guest", "gw1");
+        let mut rooms = rooms_for("ops");
+        rooms.load_registry(Vec::new());
+        rooms.apply(&intent("j1", &alice, join_body("Ops")), 10);
+        rooms.apply(
+            &intent("r1", &alice, chanserv("ops", ChanServCommand::Register)),
+            10,
+        );
+        rooms.apply(&intent("t1", &alice, topic_body("ops", "kept")), 10);
+        let key = IntentBody::Mode {
+            room: "ops".into(),
+            changes: vec![ModeChange {
+                add: true,
+                mode: 'k',
+                arg: Some("sesame".into()),
+            }],
+        };
+        rooms.apply(&intent("k1", &alice, key), 10);
+        let durable = match &persists(&mut rooms)[..] {
+            [Persist::Upsert(d)] => (**d).clone(),
+            other => panic!("{other:?}"),
+        };
+        // Another router, with no NATS record at all: PostgreSQL only.
+        let mut other = rooms_for("ops");
+        other.load(stored(Vec::new()));
+        assert!(!other.registry_loaded());
+        let early = intent("c0", &alice, chanserv("ops", ChanServCommand::Info));
+        match other.apply(&early, 20) {
+            Step::Applied { outcome, .. } => assert!(matches!(
+                &outcome.effects[..],
+                [Effect::Reply { reply, .. }] if matches!(&reply.body, Reply::ChanServ { answer: bus::schema::ChanServAnswer::Refused { why: bus::schema::ChanServRefusal::Unavailable, .. }, .. })
+            )),
+            s => panic!("{s:?}"),
+        }
+        other.load_registry(vec![durable]);
+        // The key holds for the first joiner, who is not made op.
+        let no_key = intent("j2", &guest, join_body("OPS"));
+        match other.apply(&no_key, 20) {
+            Step::Applied { outcome, .. } => assert!(matches!(
+                &outcome.effects[..],
+                [Effect::Reply { reply, .. }] if matches!(reply.body, Reply::Error { code: bus::schema::ErrorCode::BadChannelKey, .. })
+            )),
+            s => panic!("{s:?}"),
+        }
+        assert!(
+            other.get("ops").is_none(),
+            "a refused first join creates nothing"
+        );
+        let with_key = IntentBody::Join {
+            room: "ops".into(),
+            key: Some("sesame".into()),
+        };
+        other.apply(&intent("j3", &guest, with_key), 20);
+        let room = other.get("ops").unwrap();
+        assert_eq!(room.name, "Ops", "the registered name");
+        assert_eq!(room.topic.as_ref().unwrap().text, "kept");
+        assert!(!room.is_op("guest"));
+        // The founder passes the key and gets op from ChanServ.
+        let Step::Applied { outcome, .. } =
+            other.apply(&intent("j4", &alice, join_body("ops")), 20)
+        else {
+            panic!()
+        };
+        let events: Vec<_> = outcome.events().collect();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].actor.nick, "ChanServ");
+        assert_eq!(events[1].id, "j4-cs");
+        assert!(other.get("ops").unwrap().is_op("alice"));
+        assert!(
+            persists(&mut other).is_empty(),
+            "joining changes nothing durable"
+        );
+    }
+
+    #[test]
+    fn the_newer_of_nats_and_postgres_wins_at_load() {
+        use bus::schema::ChanServCommand;
+        let alice = logged_in("alice");
+        let mut rooms = rooms_for("ops");
+        rooms.load_registry(Vec::new());
+        rooms.apply(&intent("j1", &alice, join_body("ops")), 10);
+        rooms.apply(
+            &intent("r1", &alice, chanserv("ops", ChanServCommand::Register)),
+            10,
+        );
+        let old = match &persists(&mut rooms)[..] {
+            [Persist::Upsert(d)] => (**d).clone(),
+            other => panic!("{other:?}"),
+        };
+        rooms.apply(&intent("t1", &alice, topic_body("ops", "newer")), 10);
+        let log = rooms.take_log();
+        let records = puts(rooms.writes(&log));
+        // PostgreSQL missed the last write: the live record is newer.
+        let mut next = rooms_for("ops");
+        next.load(stored(records.clone()));
+        next.load_registry(vec![old.clone()]);
+        match &persists(&mut next)[..] {
+            [Persist::Upsert(d)] => {
+                assert_eq!(d.rev(), 2);
+                assert_eq!(d.topic.as_ref().unwrap().text, "newer");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A live record without a registration that PostgreSQL has gets it.
+        let mut bare = records[0].0.clone();
+        bare.registration = None;
+        let mut third = rooms_for("ops");
+        third.load(stored(vec![(bare, 9)]));
+        third.load_registry(vec![old]);
+        assert!(third.get("ops").unwrap().registration.is_some());
+        assert!(persists(&mut third).is_empty());
     }
 
     #[test]

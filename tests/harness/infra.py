@@ -2,7 +2,7 @@
 
 Every platform a test starts gets its own RabbitMQ vhost `t-<hex>`, NATS
 bucket prefix `t<hex>` and PostgreSQL database `t_<hex>` (created by the
-auth service itself when it first starts), so test runs never see each other
+router, the first service to start), so test runs never see each other
 (nor a `make up` running on the default vhost `/`, prefix `chat`, database
 `chat`), and all three are removed afterwards.
 """
@@ -160,6 +160,23 @@ async def _kv_get(prefix: str, bucket: str, key: str) -> bytes | None:
 def kv_get(prefix: str, bucket: str, key: str) -> bytes | None:
     """Reads one key of a deployment's bucket (None when absent)."""
     return asyncio.run(_kv_get(prefix, bucket, key))
+
+
+async def _kv_purge(prefix: str, bucket: str, key: str) -> None:
+    import nats
+
+    nc = await nats.connect(NATS_URL, connect_timeout=5, max_reconnect_attempts=1)
+    try:
+        kv = await nc.jetstream().key_value(f"{prefix}_{bucket}")
+        await kv.purge(key)
+    finally:
+        await nc.close()
+
+
+def kv_purge(prefix: str, bucket: str, key: str) -> None:
+    """Purges one key of a deployment's bucket (its value and history), as
+    if the record had been lost."""
+    asyncio.run(_kv_purge(prefix, bucket, key))
 
 
 async def _kv_subjects(prefix: str, bucket: str) -> dict[str, int]:

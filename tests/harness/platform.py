@@ -292,9 +292,13 @@ class Platform:
             return cur.fetchall() if cur.description else []
 
     def start_router(self, env: dict[str, str] | None = None) -> Process:
-        """Starts the router (again, after `stop_router`/`kill9`), waits for /readyz."""
+        """Starts the router (again, after `stop_router`/`kill9`), waits for
+        /readyz. It keeps registered rooms (ChanServ) in the platform's
+        database, which it creates if it is the first to start."""
         proc = Process(
-            "router", "router", self._env({"CHAT__ADMIN__LISTEN": self.router_admin, **(env or {})}),
+            "router", "router",
+            self._env({"CHAT__ADMIN__LISTEN": self.router_admin, **(env or {})},
+                      defaults={"CHAT__POSTGRES__URL": self.iso.postgres_url}),
             self.workdir / "router.log", self.router_admin,
         )
         proc.start()

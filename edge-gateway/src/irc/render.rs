@@ -698,6 +698,7 @@ pub fn reply(r: &Reply, v: &View) -> Vec<Message> {
             target,
             detail,
         } => vec![error(*code, target, detail, v)],
+        Reply::ChanServ { name, answer } => crate::irc::commands::chanserv::answer(name, answer, v),
     }
 }
 

@@ -643,6 +643,7 @@ async fn query(
             joined_at: SEED_BASE_MS,
         }],
         applied: vec![],
+        registration: None,
     };
     buckets
         .rooms

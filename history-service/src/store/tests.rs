@@ -1279,6 +1279,7 @@ mod handler {
                 })
                 .collect(),
             applied: vec![],
+            registration: None,
         }
     }
 

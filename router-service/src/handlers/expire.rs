@@ -54,7 +54,6 @@ mod tests {
     use bus::schema::EventBody;
 
     use super::{expired, expiry_intent};
-    use crate::handlers::apply;
     use crate::handlers::testing::*;
 
     #[test]
@@ -73,7 +72,7 @@ mod tests {
         assert_eq!(gone, vec![bob.clone()], "carol joined after the cut-off");
 
         let intent = expiry_intent("ops", bob, "Connection timed out", 9000);
-        let out = apply(&mut slot, None, &intent, 9000);
+        let out = apply_over(&mut slot, None, &intent, 9000);
         let ev = out.events().next().unwrap();
         assert_eq!(
             (ev.seq, ev.id.as_str(), ev.actor.sid.as_str()),
@@ -89,6 +88,6 @@ mod tests {
         assert!(out.emptied.is_empty(), "carol still holds gw2");
         // A second expiry of the same member (an overlapping sweep) is a no-op.
         let again = expiry_intent("ops", actor("bob", "gw2"), "Connection timed out", 9001);
-        assert!(apply(&mut slot, None, &again, 9001).effects.is_empty());
+        assert!(apply_over(&mut slot, None, &again, 9001).effects.is_empty());
     }
 }

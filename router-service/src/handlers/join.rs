@@ -1,10 +1,17 @@
 //! JOIN: creates the room on first join (the creator gets op), otherwise
 //! enforces bans, `+i`, `+k` and `+l`; answers with the JOIN event followed
 //! by [`Reply::Joined`] for the joiner.
+//!
+//! A registered room that has no live state is created from its durable
+//! state (see [`crate::registered`]): it comes back with its topic, modes
+//! and bans, its rules apply to the first joiner too, and nobody gets op
+//! for being first. Accounts on its access list get `+o`/`+v` from ChanServ
+//! right after their JOIN, whoever joins first.
 
-use bus::schema::{ErrorCode, EventBody, Intent, MemberRecord, Reply};
+use bus::schema::{AccessLevel, ErrorCode, EventBody, Intent, MemberRecord, Reply};
 
-use super::{Effect, Outcome};
+use super::{chanserv, Effect, Outcome};
+use crate::registered::Durable;
 use crate::room::{Husk, Room};
 
 /// Longest room name accepted (bytes). Room names end up in routing keys
@@ -19,9 +26,15 @@ pub fn valid_room_name(name: &str) -> bool {
         && !name.chars().any(|c| c.is_control() || c == ' ' || c == ',')
 }
 
+/// What a room created by this JOIN starts from.
+pub(super) struct Known<'a> {
+    pub husk: Option<&'a Husk>,
+    pub durable: Option<&'a Durable>,
+}
+
 pub(super) fn join(
     slot: &mut Option<Room>,
-    husk: Option<&Husk>,
+    known: Known<'_>,
     intent: &Intent,
     name: &str,
     key: Option<&str>,
@@ -34,22 +47,35 @@ pub(super) fn join(
         return;
     }
     let creating = slot.is_none();
-    let room = slot.get_or_insert_with(|| Room::create(name, now, husk));
-    if !creating {
+    let room = slot.get_or_insert_with(|| Room::create(name, now, known.husk, known.durable));
+    let access = room
+        .registration
+        .as_ref()
+        .and_then(|r| r.level_of(actor.account.as_deref()));
+    // Only a room nobody registered starts without rules, its creator op.
+    let fresh = creating && room.registration.is_none();
+    if !fresh {
         if room.is_member(&actor.sid) {
             return;
         }
         let invited = room.is_invited(&actor.sid);
-        let refusal = if !invited && room.is_banned(actor) {
+        // The founder and OP accounts pass the rules of their registered
+        // room, as ChanServ INVITE / UNBAN / GETKEY would let them: a
+        // registered `+i` room that emptied is otherwise locked for good.
+        let passes = invited || access == Some(AccessLevel::Op);
+        let refusal = if !passes && room.is_banned(actor) {
             Some(ErrorCode::BannedFromChan)
-        } else if !invited && room.modes.invite_only {
+        } else if !passes && room.modes.invite_only {
             Some(ErrorCode::InviteOnlyChan)
-        } else if room.modes.key.as_deref().is_some_and(|k| Some(k) != key) {
+        } else if access != Some(AccessLevel::Op)
+            && room.modes.key.as_deref().is_some_and(|k| Some(k) != key)
+        {
             Some(ErrorCode::BadChannelKey)
-        } else if room
-            .modes
-            .limit
-            .is_some_and(|l| room.member_count() >= l as usize)
+        } else if access != Some(AccessLevel::Op)
+            && room
+                .modes
+                .limit
+                .is_some_and(|l| room.member_count() >= l as usize)
         {
             Some(ErrorCode::ChannelIsFull)
         } else {
@@ -57,13 +83,17 @@ pub(super) fn join(
         };
         if let Some(code) = refusal {
             out.error(intent, code, name);
+            if creating {
+                // Not created after all: the durable state stays as it was.
+                *slot = None;
+            }
             return;
         }
     }
     room.uninvite(&actor.sid);
     let member = MemberRecord {
         actor: actor.clone(),
-        op: creating,
+        op: fresh,
         voice: false,
         away: None,
         bot: false,
@@ -84,6 +114,9 @@ pub(super) fn join(
         secret: room.modes.secret,
     };
     out.reply(intent, joined);
+    if let Some(level) = access {
+        chanserv::auto_mode(room, intent, level, now, out);
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use bus::schema::{EventBody, Intent, MemberChange};
 
-use super::{quit_body, remove_and_maybe_empty, Outcome};
+use super::{chanserv, quit_body, remove_and_maybe_empty, Outcome};
 use crate::room::Room;
 
 pub(super) fn member(
@@ -64,6 +64,14 @@ pub(super) fn member(
             let actor = m.actor.clone();
             let event = room.event(&intent.id, &actor, body, now);
             out.event(event);
+            // Identified after joining: the access it now has applies.
+            let level = room
+                .registration
+                .as_ref()
+                .and_then(|r| r.level_of(account.as_deref()));
+            if let Some(level) = level {
+                chanserv::auto_mode(room, intent, level, now, out);
+            }
         }
         MemberChange::Realname { realname } => {
             let Some(m) = room.member_mut(sid) else {

@@ -84,7 +84,7 @@ mod tests {
                 tags: Default::default(),
             },
         );
-        let out = super::super::apply(&mut slot, None, &i, 42);
+        let out = apply_over(&mut slot, None, &i, 42);
         let ev = out.events().next().unwrap();
         assert_eq!(
             (ev.seq, ev.id.as_str(), ev.at, ev.room.as_str()),

@@ -8,6 +8,7 @@
 //! out makes every rule testable without a broker, and makes replays
 //! deterministic: the same state and intent give the same events.
 
+mod chanserv;
 mod expire;
 mod invite;
 mod join;
@@ -30,6 +31,7 @@ use bus::schema::{
     SCHEMA_VERSION,
 };
 
+use crate::registered::Durable;
 use crate::room::{Husk, Room};
 
 /// One thing the partition loop must do, in order.
@@ -121,7 +123,35 @@ pub fn op_name(body: &IntentBody) -> &'static str {
         IntentBody::Invite { .. } => "invite",
         IntentBody::Member { .. } => "member",
         IntentBody::Redact { .. } => "redact",
+        IntentBody::ChanServ { .. } => "chanserv",
     }
+}
+
+/// Whether applying `intent` may change the durable state of a registered
+/// room (registration, topic, modes, bans): the rooms compare that state
+/// before and after such intents only (see [`crate::registered::change`]).
+pub fn may_change_durable(intent: &Intent) -> bool {
+    matches!(
+        intent.body,
+        IntentBody::Topic { topic: Some(_), .. }
+            | IntentBody::Mode { .. }
+            | IntentBody::ChanServ { .. }
+    )
+}
+
+/// What a handler may need besides the room's live state.
+pub struct Context<'a> {
+    /// What an earlier room of that name left, if the slot is empty: a room
+    /// created now continues its counters.
+    pub husk: Option<&'a Husk>,
+    /// The room's durable state if it is registered, also while it has no
+    /// live state: a room created now starts from it, and ChanServ works on
+    /// it (INFO, ACCESS, DROP of a room nobody is in).
+    pub durable: &'a mut Option<Durable>,
+    /// Whether the partition's registrations are known (loaded from
+    /// PostgreSQL). Until they are, ChanServ answers that it is unavailable
+    /// rather than deciding on a partial view.
+    pub registry: bool,
 }
 
 /// Whether applying `intent` may need a bind (a join by a gateway with no
@@ -135,14 +165,17 @@ pub fn may_bind(slot: &Option<Room>, intent: &Intent) -> bool {
 }
 
 /// Applies one intent to its room (`slot` is `None` if the room does not
-/// exist; a handler may create or empty it). `husk` is what an earlier room
-/// of that name left, if the slot is empty: a room created now continues
-/// its counters. `now` is the router's clock.
-pub fn apply(slot: &mut Option<Room>, husk: Option<&Husk>, intent: &Intent, now: i64) -> Outcome {
+/// exist; a handler may create or empty it), with what else is known of it
+/// (`ctx`). `now` is the router's clock.
+pub fn apply(slot: &mut Option<Room>, ctx: Context<'_>, intent: &Intent, now: i64) -> Outcome {
     let mut out = Outcome::default();
     match &intent.body {
         IntentBody::Join { room, key } => {
-            join::join(slot, husk, intent, room, key.as_deref(), now, &mut out)
+            let known = join::Known {
+                husk: ctx.husk,
+                durable: ctx.durable.as_ref(),
+            };
+            join::join(slot, known, intent, room, key.as_deref(), now, &mut out)
         }
         IntentBody::Part { room, reason } => part::part(slot, intent, room, reason, now, &mut out),
         IntentBody::Message {
@@ -187,6 +220,16 @@ pub fn apply(slot: &mut Option<Room>, husk: Option<&Husk>, intent: &Intent, now:
             };
             redact::redact(slot, intent, room, r, now, &mut out)
         }
+        IntentBody::ChanServ { room, command } => chanserv::chanserv(
+            slot,
+            ctx.durable,
+            ctx.registry,
+            intent,
+            room,
+            command,
+            now,
+            &mut out,
+        ),
     }
     out
 }

@@ -76,7 +76,7 @@ mod tests {
         let husk = out.ended.expect("a husk");
         assert_eq!((husk.room.as_str(), husk.seq, husk.mseq), ("ops", 2, 0));
         // The next room of that name continues from it.
-        let out = super::super::apply(
+        let out = apply_over(
             &mut slot,
             Some(&husk),
             &intent(

@@ -4,7 +4,7 @@ use bus::schema::{
     Actor, ErrorCode, Intent, IntentBody, MemberRecord, ModeChange, Reply, SCHEMA_VERSION,
 };
 
-use super::{apply, Effect, Outcome};
+use super::{apply, Context, Effect, Outcome};
 use crate::room::Room;
 
 /// An actor whose nick is its sid (so tests can name members by either).
@@ -42,10 +42,31 @@ pub fn intent(id: &str, actor: &Actor, body: IntentBody) -> Intent {
     }
 }
 
+/// Applies an intent over `husk` (a room not registered, the registry
+/// loaded).
+pub fn apply_over(
+    slot: &mut Option<Room>,
+    husk: Option<&crate::room::Husk>,
+    intent: &Intent,
+    now: i64,
+) -> Outcome {
+    let ctx = Context {
+        husk,
+        durable: &mut None,
+        registry: true,
+    };
+    apply(slot, ctx, intent, now)
+}
+
 /// Applies an intent at time 1000 with a fresh id.
 pub fn run(slot: &mut Option<Room>, actor: &Actor, body: IntentBody) -> Outcome {
     let id = bus::new_id();
-    apply(slot, None, &intent(&id, actor, body), 1000)
+    let ctx = Context {
+        husk: None,
+        durable: &mut None,
+        registry: true,
+    };
+    apply(slot, ctx, &intent(&id, actor, body), 1000)
 }
 
 pub fn join(slot: &mut Option<Room>, actor: &Actor, room: &str) -> Outcome {

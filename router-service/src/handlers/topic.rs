@@ -1,6 +1,8 @@
-//! TOPIC: query or set (an empty text clears it).
+//! TOPIC: query or set (an empty text clears it). A registered room's
+//! topic lock (ChanServ SET TOPICLOCK) restricts setting it to accounts
+//! with OP access.
 
-use bus::schema::{ErrorCode, EventBody, Intent, Reply, TopicInfo};
+use bus::schema::{AccessLevel, ErrorCode, EventBody, Intent, Reply, TopicInfo};
 
 use super::{existing, Outcome};
 use crate::room::Room;
@@ -36,6 +38,15 @@ pub(super) fn topic(
         return;
     }
     if room.modes.topic_ops && !room.is_op(&actor.sid) {
+        out.error(intent, ErrorCode::ChanOpPrivsNeeded, name);
+        return;
+    }
+    // ChanServ TOPICLOCK: the founder and OP accounts only, whatever the
+    // member's channel modes (an op without access is refused too).
+    let locked = room.registration.as_ref().is_some_and(|r| {
+        r.topic_lock && r.level_of(actor.account.as_deref()) != Some(AccessLevel::Op)
+    });
+    if locked {
         out.error(intent, ErrorCode::ChanOpPrivsNeeded, name);
         return;
     }

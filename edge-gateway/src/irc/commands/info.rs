@@ -55,7 +55,8 @@ const HELP: &[Topic] = &[
             "Commands: ADMIN AUTHENTICATE AWAY CAP CHATHISTORY HELP INFO INVITE ISON",
             "JOIN KICK LIST LUSERS MODE MONITOR MOTD NAMES NICK NOTICE PART PING PRIVMSG",
             "QUIT REDACT REGISTER SETNAME TAGMSG TIME TOPIC USERHOST VERSION WHO WHOIS",
-            "Accounts: /msg NickServ HELP. HELP <command> for one command.",
+            "Accounts: /msg NickServ HELP. Channel registration: /msg ChanServ HELP.",
+            "HELP <command> for one command.",
         ],
     },
     Topic {

@@ -112,6 +112,12 @@ pub async fn message(c: &mut Client, m: &Message) {
             }
             continue;
         }
+        if super::chanserv::is_chanserv(target) {
+            if kind == MessageKind::Privmsg {
+                super::chanserv::command(c, text).await;
+            }
+            continue;
+        }
         let text = truncated(text, text_budget(&source, &m.command, target));
         if is_channel(target) {
             if !valid_channel(target) {

@@ -2,6 +2,7 @@
 
 pub mod account;
 mod channel;
+pub mod chanserv;
 pub mod chathistory;
 mod info;
 pub mod messaging;

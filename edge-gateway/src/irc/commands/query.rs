@@ -145,6 +145,38 @@ async fn whois_channels(c: &Client, rec: &SessionRecord) -> Vec<String> {
     out
 }
 
+/// The services answering as pseudo-users: (nick, what it does).
+fn service(nick: &str) -> Option<(&'static str, &'static str)> {
+    if super::chanserv::is_chanserv(nick) {
+        Some((bus::schema::CHANSERV_NICK, "Channel Services"))
+    } else if super::nickserv::is_nickserv(nick) {
+        Some((super::nickserv::NICK, "Nickname Services"))
+    } else {
+        None
+    }
+}
+
+/// WHOIS of NickServ or ChanServ: not sessions, so nothing in NATS; they
+/// answer from every gateway, as `<nick>!<nick>@services.`.
+fn whois_service(c: &Client, name: &str, what: &str) {
+    let n = c.num();
+    c.send(
+        n.n(RPL_WHOISUSER)
+            .param(name)
+            .param(name)
+            .param("services.")
+            .param("*")
+            .text(what),
+    );
+    c.send(
+        n.n(RPL_WHOISSERVER)
+            .param(name)
+            .param(c.server())
+            .text(format!("{what}: /msg {name} HELP")),
+    );
+    c.send(n.n(RPL_ENDOFWHOIS).param(name).text("End of /WHOIS list"));
+}
+
 /// `WHOIS [server] nick`.
 pub async fn whois(c: &mut Client, m: &crate::irc::line::Message) {
     let arg = match m.params.len() {
@@ -156,6 +188,10 @@ pub async fn whois(c: &mut Client, m: &crate::irc::line::Message) {
         _ => &m.params[1],
     };
     let nick = arg.split(',').next().unwrap_or("").to_string();
+    if let Some((name, what)) = service(&nick) {
+        whois_service(c, name, what);
+        return;
+    }
     let rec = if valid_nick(&nick) {
         c.gw.registry.session_by_nick(&nick).await
     } else {

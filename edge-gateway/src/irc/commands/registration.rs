@@ -2,7 +2,7 @@
 //! PING, PONG, QUIT, and what happens when registration completes (nick
 //! claim, session record, session queue, welcome burst).
 
-use super::{nickserv, query};
+use super::{chanserv, nickserv, query};
 use crate::irc::caps::{self, Cap};
 use crate::irc::client::{Client, Registered};
 use crate::irc::isupport;
@@ -81,7 +81,7 @@ pub async fn nick(c: &mut Client, m: &Message) {
         c.send(c.num().n(ERR_NONICKNAMEGIVEN).text("No nickname given"));
         return;
     };
-    if !valid_nick(nick) || nickserv::is_nickserv(nick) {
+    if !valid_nick(nick) || nickserv::is_nickserv(nick) || chanserv::is_chanserv(nick) {
         c.send(c.num().erroneous_nick(nick));
         return;
     }

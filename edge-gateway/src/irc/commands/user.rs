@@ -35,7 +35,8 @@ pub async fn nick(c: &mut Client, m: &Message) {
         c.send(c.num().n(ERR_NONICKNAMEGIVEN).text("No nickname given"));
         return;
     };
-    if !valid_nick(&new) || super::nickserv::is_nickserv(&new) {
+    if !valid_nick(&new) || super::nickserv::is_nickserv(&new) || super::chanserv::is_chanserv(&new)
+    {
         c.send(c.num().erroneous_nick(&new));
         return;
     }
