@@ -42,7 +42,7 @@ def test_oper_and_kill(make_platform, clients, uniq):
     boss.expect(rf" 464 {nick} :Password incorrect$")
     boss.send("OPER BOSS the-boss-password")
     boss.expect(rf" 381 {nick} :You are now an IRC operator$")
-    boss.expect(by(boss.nick) + rf"MODE {nick} :\+o$")
+    boss.expect(by(boss.nick) + rf"MODE {nick} :\+os$")
     boss.send(f"MODE {boss.nick}")
     boss.expect(rf" 221 {nick} \+\S*o")
     # Anyone's WHOIS, on either gateway, says so.
@@ -106,9 +106,57 @@ def test_giving_up_operator_status(make_platform, clients, uniq):
     boss.send("OPER boss the-boss-password")
     boss.expect(rf" 381 {nick} ")
     boss.send(f"MODE {boss.nick} -o")
-    boss.expect(by(boss.nick) + rf"MODE {nick} :-o$")
+    boss.expect(by(boss.nick) + rf"MODE {nick} :-os$")
     boss.send(f"KILL {other.nick} :no longer")
     boss.expect(rf" 481 {nick} :Permission Denied")
     other.send(f"WHOIS {boss.nick}")
     end = other.expect(rf" 318 {esc(other.nick)} {nick} ")
     assert not [ln for ln in other.history if ln.n < end.n and ln.command == "313"], "still shown as an operator"
+
+
+def test_server_notices_reach_operators_with_plus_s(make_platform, clients, tinodes, uniq):
+    plat = make_platform(gateways=2, env={"CHAT__IRC__OPERS__BOSS": oper_hash("notice-boss-pw")})
+    boss = clients.user(uniq("sb"), plat=plat)
+    nick = esc(boss.nick)
+    plain = clients.user(uniq("sp"), plat=plat)
+    # Only operators may set +s.
+    plain.send(f"MODE {plain.nick} +s")
+    plain.send(f"MODE {plain.nick}")
+    umodes = plain.expect(plain.num("221"))
+    assert "s" not in umodes.params[-1], umodes.raw
+    boss.send("OPER boss notice-boss-pw")
+    boss.expect(boss.num("381"))
+    boss.expect(by(boss.nick) + rf"MODE {nick} :\+os$")
+    notice = rf"^:\S+ NOTICE {nick} :\*\*\* Notice -- "
+
+    # A client connecting and exiting on the other gateway, any protocol.
+    comer = clients.user(uniq("sc"), gw=1, plat=plat)
+    boss.expect(notice + rf"Client connecting: {esc(comer.nick)} \(\S+@\S+\) \[irc\] on ")
+    comer.send("QUIT :see you")
+    boss.expect(notice + rf"Client exiting: {esc(comer.nick)} \(\S+@\S+\) \[Quit: see you\] on ")
+    tin = tinodes(plat, gw=1)
+    login = uniq("stn")
+    tin.call("create", login=login, password="pw-" + login + "-x", fn="Notice")
+    boss.expect(notice + rf"Client connecting: \S+ \(\S+\) \[tinode\] on ")
+    # A failed OPER, a KILL, a host change.
+    plain.send("OPER boss wrong")
+    plain.expect(plain.num("464"))
+    boss.expect(notice + rf"Failed OPER attempt as boss by {esc(plain.nick)} ")
+    victim = clients.user(uniq("sv"), gw=1, plat=plat)
+    boss.send(f"KILL {victim.nick} :bye now")
+    boss.expect(notice + rf"Received KILL message for {esc(victim.nick)} \(\S+\) from {nick} \(bye now\)$")
+    boss.send(f"CHGHOST {plain.nick} cloaked.example")
+    boss.expect(notice + rf"{nick} changed the host of {esc(plain.nick)} \(\S+\) to cloaked\.example$")
+
+    # -s: no more notices; +s again: they come back.
+    boss.send(f"MODE {boss.nick} -s")
+    boss.expect(by(boss.nick) + rf"MODE {nick} :-s$")
+    quiet = clients.user(uniq("sq"), gw=1, plat=plat)
+    boss.expect_none(rf"Client connecting: {esc(quiet.nick)} ", within=1.0)
+    boss.send(f"MODE {boss.nick} +s")
+    boss.expect(by(boss.nick) + rf"MODE {nick} :\+s$")
+    boss.ping()
+    again = clients.user(uniq("sa"), gw=1, plat=plat)
+    boss.expect(notice + rf"Client connecting: {esc(again.nick)} ")
+    # Nobody else hears any of it.
+    plain.expect_none(r"\*\*\* Notice -- ", within=0.3)

@@ -27,6 +27,7 @@ mod registry;
 mod sasl;
 mod sessions;
 mod signals;
+mod snotice;
 mod text;
 mod tinode;
 mod typing;

@@ -206,6 +206,7 @@ pub async fn start(
         return Err(StartError::Registry(e));
     }
     let account = record.actor.account.clone();
+    let who = crate::snotice::who(&record.actor);
     let shared = Arc::new(SessionShared {
         sid,
         state: tokio::sync::Mutex::new(LiveState {
@@ -221,6 +222,8 @@ pub async fn start(
         shared: shared.clone(),
     });
     gw.note_sessions();
+    let text = format!("Client connecting: {who} [{protocol}] on {}", gw.id);
+    crate::snotice::publish(gw, text).await;
     if let Some(account) = &account {
         gw.registry
             .signal_presence(account, &shared.sid, true)
@@ -232,7 +235,7 @@ pub async fn start(
 /// Ends a session for any protocol: unreachable for the dispatcher, its
 /// nick released and its record deleted (both age out if NATS is away).
 /// Its QUIT intents, if any, were published before.
-pub async fn end(gw: &crate::gateway::Gateway, shared: &SessionShared) {
+pub async fn end(gw: &crate::gateway::Gateway, shared: &SessionShared, reason: &str) {
     let sid = &shared.sid;
     gw.sessions.remove(sid);
     let mut st = shared.state.lock().await;
@@ -251,6 +254,12 @@ pub async fn end(gw: &crate::gateway::Gateway, shared: &SessionShared) {
         gw.registry.signal_presence(account, sid, false).await;
     }
     remember(gw, &st.record.actor).await;
+    let text = format!(
+        "Client exiting: {} [{reason}] on {}",
+        crate::snotice::who(&st.record.actor),
+        gw.id
+    );
+    crate::snotice::publish(gw, text).await;
 }
 
 /// Records for WHOWAS that `actor` stops using its nick (it quits, or

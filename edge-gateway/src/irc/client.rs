@@ -152,6 +152,8 @@ pub struct Client {
     pub monitor: Monitor,
     /// The `[irc.opers]` name this connection OPERed as.
     pub oper: Option<String>,
+    /// Server notices followed while user mode `+s` is set.
+    pub snotices: Option<crate::snotice::Follow>,
     /// Channel WHOX requests waiting for the router's member list, by intent.
     pub whox: HashMap<String, crate::irc::whox::Query>,
     /// Set by QUIT: the reason others see.
@@ -212,6 +214,7 @@ impl Client {
             umodes: UserModes::default(),
             monitor: Monitor::default(),
             oper: None,
+            snotices: None,
             whox: HashMap::new(),
             quit: None,
             closing: false,
@@ -261,6 +264,27 @@ impl Client {
         self.confirms.push_back(Box::pin(async move {
             (pending, confirmed(confirm).await, hold)
         }));
+    }
+
+    /// Follows the server notices exactly while user mode `+s` is set.
+    pub fn follow_snotices(&mut self) {
+        match (self.umodes.snotice, self.snotices.is_some()) {
+            (true, false) => self.snotices = Some(crate::snotice::Follow::start(&self.gw)),
+            (false, true) => self.snotices = None,
+            _ => {}
+        }
+    }
+
+    /// A server notice for an operator with `+s`.
+    pub fn on_snotice(&self, n: crate::snotice::Notice) {
+        if self.closing || !self.umodes.snotice {
+            return;
+        }
+        let m = Message::new("NOTICE")
+            .with_source(self.server())
+            .param(self.nick())
+            .text(format!("*** Notice -- {}", n.text));
+        self.send(m);
     }
 
     /// Whether `label` tags on this client's commands are honoured.

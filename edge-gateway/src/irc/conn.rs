@@ -201,6 +201,7 @@ pub async fn run<S: LineSource>(
                 }
             },
             change = monitor::next_change(&mut c.monitor.rx) => monitor::on_change(&mut c, change).await,
+            notice = crate::snotice::next(&mut c.snotices) => c.on_snotice(notice),
             Some(confirmed) = c.confirms.next(), if !c.confirms.is_empty() => {
                 c.on_confirm(confirmed).await;
             }
@@ -377,7 +378,7 @@ async fn teardown(
     })
     .await;
     drop(inbox);
-    crate::sessions::end(&gw, &shared).await;
+    crate::sessions::end(&gw, &shared, &reason).await;
     drop(directs);
     if let Err(e) = gw.link.close_session_queue(&sid).await {
         tracing::debug!(%sid, error = %e, "deleting the session queue failed (it will expire)");

@@ -485,7 +485,7 @@ impl Conn {
             };
             sessions::member_change_everywhere(&self.gw, &p.actor, rooms, change).await;
             drop(p.inbox);
-            sessions::end(&self.gw, &p.shared).await;
+            sessions::end(&self.gw, &p.shared, reason).await;
         }
         if self.queue.take().is_some() {
             if let Err(e) = self.gw.link.close_session_queue(&self.sid).await {

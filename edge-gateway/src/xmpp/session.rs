@@ -175,7 +175,7 @@ pub async fn end(c: &mut Conn, reason: &str) {
     everywhere(c, rooms, change).await;
     if let Some(s) = c.session.take() {
         drop(s.inbox);
-        sessions::end(&c.gw, &s.shared).await;
+        sessions::end(&c.gw, &s.shared, reason).await;
     }
 }
 

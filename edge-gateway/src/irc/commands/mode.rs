@@ -53,6 +53,9 @@ pub struct UserModes {
     pub bot: bool,
     /// `+o`: an IRC operator (set by OPER only; `-o` gives it up).
     pub oper: bool,
+    /// `+s`: an operator who gets server notices (set by OPER; operators
+    /// may set and clear it, others cannot set it).
+    pub snotice: bool,
 }
 
 impl UserModes {
@@ -63,6 +66,7 @@ impl UserModes {
             (self.invisible, 'i'),
             (self.wallops, 'w'),
             (self.oper, 'o'),
+            (self.snotice, 's'),
             (self.bot, 'B'),
         ] {
             if on {
@@ -103,6 +107,8 @@ fn apply_user_modes(modestr: &str, modes: &mut UserModes) -> UserModeResult {
             'B' => &mut modes.bot,
             'o' if !add => &mut modes.oper,
             'o' => continue,
+            's' if !add || modes.oper => &mut modes.snotice,
+            's' => continue,
             _ => {
                 res.unknown = true;
                 continue;
@@ -116,6 +122,14 @@ fn apply_user_modes(modestr: &str, modes: &mut UserModes) -> UserModeResult {
             }
             res.applied.push(ch);
         }
+    }
+    // Server notices are for operators: giving up `+o` ends `+s` too.
+    if !modes.oper && modes.snotice {
+        modes.snotice = false;
+        if last_sign != Some(false) {
+            res.applied.push('-');
+        }
+        res.applied.push('s');
     }
     res
 }
@@ -150,6 +164,7 @@ async fn user_mode(c: &mut Client, target: &str, modestr: Option<&str>) {
     if !c.umodes.oper && c.oper.take().is_some() {
         c.update_record(|r| r.oper = false).await;
     }
+    c.follow_snotices();
     let bot = c.umodes.bot;
     if bot != was_bot {
         c.update_record(|r| r.bot = bot).await;

@@ -13,6 +13,7 @@ use crate::irc::client::Client;
 use crate::irc::line::Message;
 use crate::irc::numeric::*;
 use crate::irc::validate::valid_nick;
+use crate::snotice;
 
 /// `OPER <name> <password>`.
 pub async fn oper(c: &mut Client, m: &Message) {
@@ -32,19 +33,30 @@ pub async fn oper(c: &mut Client, m: &Message) {
     if !matches {
         crate::metrics::auth_failure("oper");
         c.send(c.num().n(ERR_PASSWDMISMATCH).text("Password incorrect"));
+        let text = format!("Failed OPER attempt as {name} by {}", who(c));
+        snotice::publish(&c.gw, text).await;
         return;
     }
     c.oper = Some(name.to_ascii_lowercase());
     c.umodes.oper = true;
+    c.umodes.snotice = true;
     c.update_record(|r| r.oper = true).await;
     tracing::info!(oper = %name, nick = %c.nick(), host = %c.host, "OPER");
+    let text = format!("{} is now an operator ({name})", who(c));
+    snotice::publish(&c.gw, text).await;
     c.send(c.num().n(RPL_YOUREOPER).text("You are now an IRC operator"));
     c.send(
         Message::new("MODE")
             .with_source(c.source())
             .param(c.nick())
-            .text("+o"),
+            .text("+os"),
     );
+    c.follow_snotices();
+}
+
+/// The client as notices name it.
+fn who(c: &Client) -> String {
+    snotice::who(&c.actor())
 }
 
 fn verify(password: &str, phc: &str) -> bool {
@@ -101,6 +113,12 @@ pub async fn kill(c: &mut Client, m: &Message) {
         return;
     }
     tracing::info!(%oper, killer = %c.nick(), target = %rec.actor.nick, %reason, "KILL");
+    let text = format!(
+        "Received KILL message for {} from {} ({reason})",
+        snotice::who(&rec.actor),
+        c.nick()
+    );
+    snotice::publish(&c.gw, text).await;
     c.send(
         Message::new("NOTICE")
             .with_source(c.server())
@@ -168,6 +186,12 @@ pub async fn chghost(c: &mut Client, m: &Message) {
         return;
     }
     tracing::info!(oper = ?c.oper, target = %rec.actor.nick, %host, "CHGHOST");
+    let text = format!(
+        "{} changed the host of {} to {host}",
+        c.nick(),
+        snotice::who(&rec.actor)
+    );
+    snotice::publish(&c.gw, text).await;
     c.send(
         Message::new("NOTICE")
             .with_source(c.server())
