@@ -33,6 +33,12 @@ const MAX_LAG_SECS: f64 = 10.0;
 /// Input bytes read ahead of processing; beyond it we stop reading and let
 /// TCP push back on the client.
 const MAX_PENDING_BYTES: usize = 64 * 1024;
+/// Lines handled before the loop looks at its other sources again: a
+/// client sending fast (flood control off, or a burst) must not keep its
+/// own deliveries waiting until its inbox overflows.
+const LINES_PER_TURN: usize = 32;
+/// Deliveries handled at once when the inbox has several.
+const INBOX_PER_TURN: usize = 4 * LINES_PER_TURN;
 
 /// Token bucket with fake lag: a line costs one token; without tokens the
 /// line waits (reading continues up to a bound), and a client whose
@@ -137,8 +143,10 @@ pub async fn run<S: LineSource>(
     let mut directs: Option<Consumer> = None;
 
     let reason: String = loop {
-        // Process what the flood budget allows.
-        while !pending.is_empty() && flood.try_take(Instant::now()) {
+        // Process what the flood budget allows, a turn's worth at a time.
+        let mut turn = 0;
+        while !pending.is_empty() && turn < LINES_PER_TURN && flood.try_take(Instant::now()) {
+            turn += 1;
             if let Some(frame) = pending.pop_front() {
                 if let Frame::Line(l) = &frame {
                     pending_bytes = pending_bytes.saturating_sub(l.len());
@@ -192,7 +200,18 @@ pub async fn run<S: LineSource>(
                 Err(e) => break format!("Read error: {e}"),
             },
             _ = sleep_until(flood.ready_at()), if !pending.is_empty() => {}
-            Some(item) = recv_outbound(&mut inbox) => c.on_outbound(item).await,
+            Some(item) = recv_outbound(&mut inbox) => {
+                c.on_outbound(item).await;
+                // What else is waiting, up to a turn's worth: the inbox
+                // must drain at least as fast as the client's own lines
+                // (each echoed back as an event) fill it.
+                for _ in 0..INBOX_PER_TURN {
+                    match inbox.as_mut().map(|rx| rx.try_recv()) {
+                        Some(Ok(item)) => c.on_outbound(item).await,
+                        _ => break,
+                    }
+                }
+            }
             d = next_direct(&mut directs) => match d {
                 Some(d) => on_direct(&mut c, d).await,
                 None => {
