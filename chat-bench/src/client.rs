@@ -32,14 +32,28 @@ struct Shared {
     steps: Steps,
     flood: Arc<Mutex<FloodSeen>>,
     closed: Arc<Mutex<Option<Closed>>>,
+    samples: bool,
 }
 
-/// Connects, registers as `nick`, joins `channel` and starts the reader task.
+impl Shared {
+    fn receiver(&self, senders: usize) -> Receiver {
+        if self.samples {
+            Receiver::with_samples(senders)
+        } else {
+            Receiver::new(senders)
+        }
+    }
+}
+
+/// Connects, registers as `nick`, joins `channel` and starts the reader
+/// task. With `samples` its receivers keep every delivery's send time and
+/// latency (see [`Receiver::with_samples`]).
 pub async fn connect(
     addr: &str,
     nick: &str,
     channel: &str,
     senders: usize,
+    samples: bool,
     epoch: Instant,
 ) -> Result<Client> {
     let stream = TcpStream::connect(addr)
@@ -73,6 +87,7 @@ pub async fn connect(
         steps: client.steps.clone(),
         flood: client.flood.clone(),
         closed: client.closed.clone(),
+        samples,
     };
     tokio::spawn(read_loop(lines, writer, shared, senders, epoch));
     Ok(client)
@@ -138,8 +153,10 @@ async fn read_loop(
                     error_line = Some(l.to_string());
                 } else if let Some((step, sender, seq, sent_ns)) = parse_bench(l) {
                     let mut steps = shared.steps.lock().expect("steps lock");
-                    let rx = steps.entry(step).or_insert_with(|| Receiver::new(senders));
-                    rx.record(sender, seq, now_ns.saturating_sub(sent_ns) / 1000);
+                    let rx = steps
+                        .entry(step)
+                        .or_insert_with(|| shared.receiver(senders));
+                    rx.record_sent(sender, seq, sent_ns, now_ns.saturating_sub(sent_ns) / 1000);
                 } else if let Some((seq, sent_ns)) = parse_flood(l) {
                     let mut flood = shared.flood.lock().expect("flood lock");
                     flood.record(seq, sent_ns, now_ns);

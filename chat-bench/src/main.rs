@@ -103,8 +103,9 @@ async fn main() -> Result<()> {
             let nick = format!("b{run}x{i}");
             let channel = channel.clone();
             let senders = args.senders;
+            let samples = args.flood_lines.is_some();
             joins.push(tokio::spawn(async move {
-                client::connect(&addr, &nick, &channel, senders, epoch).await
+                client::connect(&addr, &nick, &channel, senders, samples, epoch).await
             }));
         }
         for j in joins {

@@ -19,6 +19,9 @@ pub struct Receiver {
     pub duplicates: u64,
     pub reordered: u64,
     pub latency_us: Histogram<u64>,
+    /// `(sent_ns, latency_us)` of every first delivery, when kept (the
+    /// flood scenario looks at the messages sent during the flood alone).
+    samples: Option<Vec<(u64, u64)>>,
 }
 
 impl Receiver {
@@ -30,13 +33,35 @@ impl Receiver {
             duplicates: 0,
             reordered: 0,
             latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+            samples: None,
         }
     }
 
-    /// Records one delivery of `seq` from `sender`, `latency_us` after it was sent.
-    pub fn record(&mut self, sender: usize, seq: u64, latency_us: u64) {
+    /// A receiver that also keeps each delivery's send time and latency,
+    /// for [`Window::merge`].
+    pub fn with_samples(senders: usize) -> Self {
+        Self {
+            samples: Some(Vec::new()),
+            ..Self::new(senders)
+        }
+    }
+
+    /// Records one delivery of `seq` from `sender`, sent at `sent_ns` and
+    /// received `latency_us` later.
+    pub fn record_sent(&mut self, sender: usize, seq: u64, sent_ns: u64, latency_us: u64) {
+        if self.record(sender, seq, latency_us) {
+            if let Some(samples) = &mut self.samples {
+                samples.push((sent_ns, latency_us.max(1)));
+            }
+        }
+    }
+
+    /// Records one delivery of `seq` from `sender`, `latency_us` after it
+    /// was sent. Returns whether it was a first delivery (not a duplicate,
+    /// nor from an unknown sender).
+    pub fn record(&mut self, sender: usize, seq: u64, latency_us: u64) -> bool {
         let Some(seen) = self.seen.get_mut(sender) else {
-            return;
+            return false;
         };
         let idx = seq as usize;
         if seen.len() <= idx {
@@ -44,7 +69,7 @@ impl Receiver {
         }
         if seen[idx] {
             self.duplicates += 1;
-            return;
+            return false;
         }
         seen[idx] = true;
         self.received += 1;
@@ -53,6 +78,48 @@ impl Receiver {
         }
         self.last[sender] = Some(self.last[sender].map_or(seq, |l| l.max(seq)));
         let _ = self.latency_us.record(latency_us.max(1));
+        true
+    }
+}
+
+/// Latency of the messages sent within a time window of a step: in the
+/// flood scenario, those sent while the flood was in effect, which a whole
+/// phase's percentiles would dilute when the flood is over in milliseconds.
+#[derive(Debug, Serialize)]
+pub struct Window {
+    /// The window, in seconds after the phase began.
+    pub from_secs: f64,
+    pub to_secs: f64,
+    pub deliveries: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Window {
+    /// Merges the kept samples of messages sent in `[from_ns, to_ns]`;
+    /// `start_ns` is when the phase began.
+    pub fn merge(receivers: &[Receiver], start_ns: u64, from_ns: u64, to_ns: u64) -> Self {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+        for &(_, lat) in receivers
+            .iter()
+            .flat_map(|r| r.samples.iter().flatten())
+            .filter(|(sent, _)| (from_ns..=to_ns).contains(sent))
+        {
+            let _ = h.record(lat);
+        }
+        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        let secs = |ns: u64| ns.saturating_sub(start_ns) as f64 / 1e9;
+        Self {
+            from_secs: secs(from_ns),
+            to_secs: secs(to_ns),
+            deliveries: h.len(),
+            p50_ms: ms(0.50),
+            p90_ms: ms(0.90),
+            p99_ms: ms(0.99),
+            max_ms: h.max() as f64 / 1000.0,
+        }
     }
 }
 
@@ -110,6 +177,11 @@ impl Report {
             p99_ms: ms(0.99),
             max_ms: all.max() as f64 / 1000.0,
         }
+    }
+
+    /// `(p50_ms, p99_ms)`, for a [`Ratio`].
+    pub fn p50_p99(&self) -> (f64, f64) {
+        (self.p50_ms, self.p99_ms)
     }
 
     pub const HEADER: &'static str =
@@ -372,10 +444,11 @@ pub struct Ratio {
 }
 
 impl Ratio {
-    pub fn new(unloaded: &Report, loaded: &Report, limit: f64) -> Self {
+    /// Compares `(p50_ms, p99_ms)` loaded against unloaded.
+    pub fn new(unloaded: (f64, f64), loaded: (f64, f64), limit: f64) -> Self {
         let r = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::INFINITY };
-        let p50_ratio = r(loaded.p50_ms, unloaded.p50_ms);
-        let p99_ratio = r(loaded.p99_ms, unloaded.p99_ms);
+        let p50_ratio = r(loaded.0, unloaded.0);
+        let p99_ratio = r(loaded.1, unloaded.1);
         Self {
             p50_ratio,
             p99_ratio,
@@ -458,17 +531,29 @@ mod tests {
 
     #[test]
     fn ratio_checks_both_percentiles() {
-        let rep = |p50: f64, p99: f64| {
-            let mut r = Report::merge(&[], 0.0, 1.0, 0, 1);
-            r.p50_ms = p50;
-            r.p99_ms = p99;
-            r
-        };
-        let ok = Ratio::new(&rep(2.0, 10.0), &rep(3.0, 19.0), 2.0);
+        let ok = Ratio::new((2.0, 10.0), (3.0, 19.0), 2.0);
         assert!(ok.within && (ok.p50_ratio - 1.5).abs() < 1e-9);
-        let bad = Ratio::new(&rep(2.0, 10.0), &rep(3.0, 21.0), 2.0);
+        let bad = Ratio::new((2.0, 10.0), (3.0, 21.0), 2.0);
         assert!(!bad.within);
-        let empty = Ratio::new(&rep(0.0, 0.0), &rep(1.0, 1.0), 2.0);
+        let empty = Ratio::new((0.0, 0.0), (1.0, 1.0), 2.0);
         assert!(!empty.within, "no unloaded figure: no verdict of success");
+    }
+
+    #[test]
+    fn window_keeps_only_messages_sent_inside_it() {
+        let ms = 1_000_000u64;
+        let mut r = Receiver::with_samples(1);
+        r.record_sent(0, 0, 10 * ms, 1_000); // before the window
+        r.record_sent(0, 1, 20 * ms, 5_000);
+        r.record_sent(0, 1, 20 * ms, 9_000); // duplicate: not a sample
+        r.record_sent(0, 2, 30 * ms, 7_000);
+        r.record_sent(0, 3, 40 * ms, 90_000); // after it
+        let w = Window::merge(&[r], 0, 15 * ms, 35 * ms);
+        assert_eq!(w.deliveries, 2);
+        assert!((w.max_ms - 7.0).abs() < 0.01, "{}", w.max_ms);
+        assert_eq!((w.from_secs, w.to_secs), (0.015, 0.035));
+        let mut plain = Receiver::new(1);
+        plain.record_sent(0, 0, 20 * ms, 1_000);
+        assert_eq!(Window::merge(&[plain], 0, 0, u64::MAX).deliveries, 0);
     }
 }
