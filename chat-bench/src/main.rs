@@ -62,7 +62,8 @@ struct Args {
     #[arg(long)]
     flood_lines: Option<u64>,
     /// Flood scenario: messages/s each probe (`--senders` of the clients)
-    /// sends in both phases.
+    /// sends in both phases. Keep it at or under the gateways' `flood_rate`
+    /// (10 by default) so that flood control never holds the probes back.
     #[arg(long, default_value_t = 10.0)]
     probe_rate: f64,
     /// Flood scenario: the gateway (index into `--gateways`) the flooder
