@@ -3,15 +3,23 @@
 # GATEWAYS edge gateways (release builds) in a fresh RabbitMQ vhost and NATS
 # prefix, on ports that do not collide with `make up`. Everything is removed
 # afterwards. Gateways run with flood control off (CHAT__IRC__FLOOD_RATE=0):
-# the benchmark's senders exceed any human rate on purpose.
+# the benchmark's senders exceed any human rate on purpose. FLOOD_CONTROL=default
+# leaves the gateways' own flood control (what users get) in place instead,
+# for the flood scenario.
 #
 #   scripts/bench.sh GATEWAYS [chat-bench arguments…]
 #   scripts/bench.sh 2 --clients 50 --senders 5 --rates 500 --seconds 20
+#   FLOOD_CONTROL=default scripts/bench.sh 1 --clients 50 --senders 5 --flood-lines 10000 --seconds 20
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-GATEWAYS="${1:?usage: scripts/bench.sh GATEWAYS [chat-bench args]}"
+GATEWAYS="${1:?usage: [FLOOD_CONTROL=off|default] scripts/bench.sh GATEWAYS [chat-bench args]}"
 shift
+FLOOD_CONTROL="${FLOOD_CONTROL:-off}"
+case "$FLOOD_CONTROL" in
+    off | default) ;;
+    *) echo "FLOOD_CONTROL must be off or default, not $FLOOD_CONTROL" >&2; exit 2 ;;
+esac
 BIN="$ROOT/target/release"
 TAG="bench$$"
 VHOST="$TAG"
@@ -45,7 +53,13 @@ rabbitmqctl -q set_permissions -p "$VHOST" guest '.*' '.*' '.*' >/dev/null
 
 export CHAT__AMQP__URL="amqp://guest:guest@127.0.0.1:5672/$VHOST"
 export CHAT__NATS__PREFIX="$TAG"
-export CHAT__IRC__FLOOD_RATE=0
+if [ "$FLOOD_CONTROL" = off ]; then
+    export CHAT__IRC__FLOOD_RATE=0
+else
+    # The built-in defaults, whatever this shell happens to have set.
+    unset CHAT__IRC__FLOOD_RATE CHAT__IRC__FLOOD_BURST
+fi
+echo "flood control: $FLOOD_CONTROL" >&2
 export CHAT__LOG__LEVEL=warn
 export NO_COLOR=1
 

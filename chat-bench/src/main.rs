@@ -9,8 +9,14 @@
 //!
 //! The gateways' per-connection flood control must allow the per-sender rate
 //! (run them with `CHAT__IRC__FLOOD_RATE=0` for a benchmark).
+//!
+//! With `--flood-lines N` it runs the flood scenario instead (see
+//! [`flood`]): `--senders` probes send at `--probe-rate` each while one
+//! extra client floods the channel with N lines, against the gateways'
+//! flood control as configured.
 
 mod client;
+mod flood;
 mod stats;
 
 use std::time::{Duration, Instant};
@@ -50,6 +56,24 @@ struct Args {
     /// Print each step's report as a JSON line too.
     #[arg(long)]
     json: bool,
+    /// Run the flood scenario instead of the rate steps: an unloaded phase
+    /// of `--seconds` with the probes only, then a loaded one where one
+    /// extra client writes this many lines into the channel, unpaced.
+    #[arg(long)]
+    flood_lines: Option<u64>,
+    /// Flood scenario: messages/s each probe (`--senders` of the clients)
+    /// sends in both phases. Keep it at or under the gateways' `flood_rate`
+    /// (10 by default) so that flood control never holds the probes back.
+    #[arg(long, default_value_t = 10.0)]
+    probe_rate: f64,
+    /// Flood scenario: the gateway (index into `--gateways`) the flooder
+    /// connects to.
+    #[arg(long, default_value_t = 0)]
+    flood_gateway: usize,
+    /// Flood scenario: the largest loaded/unloaded ratio of the probes'
+    /// p50 and p99 that still passes.
+    #[arg(long, default_value_t = 2.0)]
+    ratio_limit: f64,
 }
 
 #[tokio::main]
@@ -80,8 +104,9 @@ async fn main() -> Result<()> {
             let nick = format!("b{run}x{i}");
             let channel = channel.clone();
             let senders = args.senders;
+            let samples = args.flood_lines.is_some();
             joins.push(tokio::spawn(async move {
-                client::connect(&addr, &nick, &channel, senders, epoch).await
+                client::connect(&addr, &nick, &channel, senders, samples, epoch).await
             }));
         }
         for j in joins {
@@ -91,6 +116,24 @@ async fn main() -> Result<()> {
     // Let every JOIN propagate before measuring.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
+    match args.flood_lines {
+        Some(lines) => flood::run(&args, lines, &clients, &channel, run, epoch).await?,
+        None => rate_steps(&args, &clients, &channel, epoch).await?,
+    }
+    for c in &clients {
+        c.quit().await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(())
+}
+
+/// The rate benchmark: one step per `--rates` entry.
+async fn rate_steps(
+    args: &Args,
+    clients: &[client::Client],
+    channel: &str,
+    epoch: Instant,
+) -> Result<()> {
     println!("{}", Report::HEADER);
     for (step, &rate) in args.rates.iter().enumerate() {
         let step = step as u32;
@@ -98,12 +141,8 @@ async fn main() -> Result<()> {
         let started = Instant::now();
         let mut sends = Vec::new();
         for (s, c) in clients.iter().take(args.senders).enumerate() {
-            let channel = channel.clone();
             let seconds = args.seconds;
-            sends.push(async move {
-                c.send_for(s, step, &channel, per_sender, seconds, epoch)
-                    .await
-            });
+            sends.push(c.send_for(s, step, channel, per_sender, seconds, epoch));
         }
         let sent: u64 = futures::future::try_join_all(sends)
             .await?
@@ -139,9 +178,5 @@ async fn main() -> Result<()> {
             break;
         }
     }
-    for c in &clients {
-        c.quit().await;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
     Ok(())
 }
