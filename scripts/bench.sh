@@ -42,6 +42,7 @@ async def main():
 asyncio.run(main())
 PY
     done
+    psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS \"$TAG\"" >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -53,6 +54,9 @@ rabbitmqctl -q set_permissions -p "$VHOST" guest '.*' '.*' '.*' >/dev/null
 
 export CHAT__AMQP__URL="amqp://guest:guest@127.0.0.1:5672/$VHOST"
 export CHAT__NATS__PREFIX="$TAG"
+# The router keeps registered channels in PostgreSQL: a database of its own,
+# dropped afterwards (bus::pg creates it).
+export CHAT__POSTGRES__URL="postgres://postgres@127.0.0.1:5432/$TAG"
 if [ "$FLOOD_CONTROL" = off ]; then
     export CHAT__IRC__FLOOD_RATE=0
 else
