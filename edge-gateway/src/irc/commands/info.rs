@@ -55,8 +55,40 @@ const HELP: &[Topic] = &[
             "Commands: ADMIN AUTHENTICATE AWAY CAP CHATHISTORY HELP INFO INVITE ISON",
             "JOIN KICK LIST LUSERS MODE MONITOR MOTD NAMES NICK NOTICE PART PING PRIVMSG",
             "QUIT REDACT REGISTER SETNAME TAGMSG TIME TOPIC USERHOST VERSION WHO WHOIS",
+            "WHOWAS — for operators: OPER KILL CHGHOST",
             "Accounts: /msg NickServ HELP. Channel registration: /msg ChanServ HELP.",
             "HELP <command> for one command.",
+        ],
+    },
+    Topic {
+        name: "OPER",
+        lines: &[
+            "OPER <name> <password>",
+            "Become an IRC operator (user modes +o and +s: server notices about",
+            "clients connecting and exiting, OPER, KILL and CHGHOST). MODE <nick> -o",
+            "gives it up, -s stops the notices.",
+        ],
+    },
+    Topic {
+        name: "KILL",
+        lines: &[
+            "KILL <nick> [:<reason>]",
+            "Operators only: disconnects <nick>, on whichever gateway it is.",
+        ],
+    },
+    Topic {
+        name: "CHGHOST",
+        lines: &[
+            "CHGHOST <nick> <host>",
+            "Operators only: changes the host <nick> is shown with (a cloak).",
+            "Clients with the chghost capability see CHGHOST, others a rejoin.",
+        ],
+    },
+    Topic {
+        name: "WHOWAS",
+        lines: &[
+            "WHOWAS <nick> [<count>]",
+            "Who recently used <nick> (up to 10 entries, kept for a day).",
         ],
     },
     Topic {
