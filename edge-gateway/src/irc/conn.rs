@@ -183,7 +183,16 @@ pub async fn run<S: LineSource>(
         let labels_deadline = c.labels.deadline();
         tokio::select! {
             (_, r) = kill.wait() => break r,
-            _ = shutdown.wait() => break "Server shutting down".to_string(),
+            _ = shutdown.wait() => {
+                // Said before the ERROR line, which some clients do not show.
+                c.send(
+                    Message::new("NOTICE")
+                        .with_source(c.server())
+                        .param(c.nick())
+                        .text("*** Server shutting down, please reconnect"),
+                );
+                break "Server shutting down".to_string();
+            }
             frame = source.next_frame(), if can_read => match frame {
                 Ok(Some(f)) => {
                     last_input = Instant::now();
