@@ -104,6 +104,10 @@ impl Service {
         let result = result_label(&body);
         tracing::debug!(id = %req.id, sid = %req.sid, op, result, "auth request answered");
         metrics::counter!("auth_requests_total", "op" => op, "result" => result).increment(1);
+        if let AuthReplyBody::Failure { .. } = &body {
+            // Failures on their own, for an alert on guessing or outages.
+            metrics::counter!("auth_failures_total", "op" => op, "reason" => result).increment(1);
+        }
         metrics::histogram!("auth_request_seconds", "op" => op)
             .record(started.elapsed().as_secs_f64());
         body

@@ -341,6 +341,11 @@ pub struct RoomEvent {
     /// Who did it. For `Nick`, `actor.nick` is the old nick.
     pub actor: Actor,
     pub body: EventBody,
+    /// When the causing intent reached its sender's gateway ([`Intent::at`]),
+    /// for the gateways' intent-to-delivery latency. Set by the router on
+    /// the events an intent causes directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -427,6 +432,17 @@ pub enum EventBody {
 }
 
 impl EventBody {
+    /// A PRIVMSG or NOTICE (what people say; TAGMSG is not counted).
+    pub fn is_message(&self) -> bool {
+        matches!(
+            self,
+            EventBody::Message {
+                kind: MessageKind::Privmsg | MessageKind::Notice,
+                ..
+            }
+        )
+    }
+
     /// The session that stops being a member because of this event, if any.
     pub fn leaver<'a>(&'a self, actor: &'a Actor) -> Option<&'a str> {
         match self {
@@ -1367,6 +1383,7 @@ mod tests {
                 mseq: Some(3),
                 reason: None,
             },
+            intent_at: None,
         });
         let json = String::from_utf8(msg.to_json()).unwrap();
         assert!(

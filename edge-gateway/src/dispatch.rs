@@ -181,6 +181,9 @@ fn deliver_event(index: &mut RoomIndex, sessions: &Sessions, ev: RoomEvent) {
     if recipients.is_empty() {
         return;
     }
+    if let (true, Some(at)) = (ev.body.is_message(), ev.intent_at) {
+        metrics::delivery_latency(bus::now_ms() - at);
+    }
     let ev = Arc::new(ev);
     let gone: Vec<String> = recipients
         .into_iter()
@@ -217,6 +220,7 @@ mod tests {
             at: 0,
             actor: actor(sid),
             body,
+            intent_at: None,
         }
     }
 

@@ -58,13 +58,14 @@ impl Gateway {
         link: BusLink,
         registry: Registry,
     ) -> Self {
+        let id_for_sessions = id.clone();
         Self {
             id,
             irc,
             bus,
             link,
             registry,
-            sessions: Arc::new(Sessions::default()),
+            sessions: Arc::new(Sessions::new(&id_for_sessions)),
             started: Utc::now(),
             connections: AtomicUsize::new(0),
             max_sessions: AtomicUsize::new(0),

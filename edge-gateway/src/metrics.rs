@@ -4,8 +4,35 @@ pub fn connections(n: usize) {
     metrics::gauge!("gateway_connections").set(n as f64);
 }
 
-pub fn sessions(n: usize) {
+/// Sessions on this gateway: all, and of `protocol` (`of_protocol`).
+pub fn sessions(n: usize, protocol: &'static str, of_protocol: usize, gateway: &str) {
     metrics::gauge!("gateway_sessions").set(n as f64);
+    metrics::gauge!("gateway_sessions_by_protocol", "protocol" => protocol, "gateway" => gateway.to_string())
+        .set(of_protocol as f64);
+}
+
+/// A chat message (PRIVMSG, NOTICE, a groupchat or Tinode `{pub}`, to a
+/// room or a person) a client of `protocol` sent.
+pub fn message_in(protocol: &'static str) {
+    metrics::counter!("gateway_messages_in_total", "protocol" => protocol).increment(1);
+}
+
+/// A room message handed to a local session of `protocol`.
+pub fn message_out(protocol: &'static str) {
+    metrics::counter!("gateway_messages_out_total", "protocol" => protocol).increment(1);
+}
+
+/// How many deliveries wait in a session's inbox right after one more was
+/// put there (the SendQ fills from here).
+pub fn session_queue_depth(waiting: usize) {
+    metrics::histogram!("gateway_session_queue_depth").record(waiting as f64);
+}
+
+/// From a message's intent reaching its sender's gateway to its delivery
+/// reaching this gateway's sessions (the platform's end-to-end latency
+/// but for the last hop to the client).
+pub fn delivery_latency(ms: i64) {
+    metrics::histogram!("gateway_delivery_seconds").record(ms.max(0) as f64 / 1000.0);
 }
 
 pub fn line_in() {
@@ -82,7 +109,7 @@ pub fn direct_log(offline: bool, ok: bool) {
 /// Registers every metric at zero so `/metrics` lists them from the start.
 pub fn describe() {
     connections(0);
-    sessions(0);
+    metrics::gauge!("gateway_sessions").set(0.0);
     metrics::counter!("gateway_lines_in_total").absolute(0);
     metrics::counter!("gateway_lines_out_total").absolute(0);
     metrics::counter!("gateway_intents_total").absolute(0);

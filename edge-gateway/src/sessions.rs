@@ -98,24 +98,48 @@ pub struct SessionShared {
 pub struct SessionHandle {
     pub tx: mpsc::Sender<Outbound>,
     pub shared: Arc<SessionShared>,
+    /// `irc`, `xmpp` or `tinode`: the metrics' label.
+    pub protocol: &'static str,
 }
 
 #[derive(Default)]
 pub struct Sessions {
     map: RwLock<HashMap<String, SessionHandle>>,
+    /// The gateway's id, for the metrics' `gateway` label.
+    gateway: String,
 }
 
 impl Sessions {
+    pub fn new(gateway: &str) -> Self {
+        Self {
+            map: RwLock::default(),
+            gateway: gateway.to_string(),
+        }
+    }
+
     pub fn insert(&self, handle: SessionHandle) {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        let protocol = handle.protocol;
         map.insert(handle.shared.sid.clone(), handle);
-        metrics::sessions(map.len());
+        self.report(&map, protocol);
     }
 
     pub fn remove(&self, sid: &str) {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
-        map.remove(sid);
-        metrics::sessions(map.len());
+        if let Some(h) = map.remove(sid) {
+            self.report(&map, h.protocol);
+        }
+    }
+
+    fn report(&self, map: &HashMap<String, SessionHandle>, protocol: &'static str) {
+        let of_protocol = map.values().filter(|h| h.protocol == protocol).count();
+        metrics::sessions(map.len(), protocol, of_protocol, &self.gateway);
+    }
+
+    /// The protocol of local session `sid`, if it is one.
+    pub fn protocol_of(&self, sid: &str) -> Option<&'static str> {
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        map.get(sid).map(|h| h.protocol)
     }
 
     pub fn contains(&self, sid: &str) -> bool {
@@ -132,12 +156,20 @@ impl Sessions {
     /// Hands `item` to a session without waiting. Returns false if there is
     /// no such local session (any more).
     pub fn deliver(&self, sid: &str, item: Outbound) -> bool {
+        let is_message = matches!(&item, Outbound::Event(ev) if ev.body.is_message());
         let map = self.map.read().unwrap_or_else(|p| p.into_inner());
         let Some(handle) = map.get(sid) else {
             return false;
         };
         match handle.tx.try_send(item) {
-            Ok(()) => true,
+            Ok(()) => {
+                let waiting = handle.tx.max_capacity() - handle.tx.capacity();
+                metrics::session_queue_depth(waiting);
+                if is_message {
+                    metrics::message_out(handle.protocol);
+                }
+                true
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if handle.shared.kill.reason().is_none() {
                     metrics::sendq_kill();
@@ -179,7 +211,7 @@ pub enum StartError {
 pub async fn start(
     gw: &crate::gateway::Gateway,
     actor: bus::schema::Actor,
-    protocol: &str,
+    protocol: &'static str,
     kill: Arc<Kill>,
     queue_len: usize,
 ) -> Result<Started, StartError> {
@@ -220,6 +252,7 @@ pub async fn start(
     gw.sessions.insert(SessionHandle {
         tx,
         shared: shared.clone(),
+        protocol,
     });
     gw.note_sessions();
     let text = format!("Client connecting: {who} [{protocol}] on {}", gw.id);
@@ -314,7 +347,7 @@ pub async fn start_account(
     account: &str,
     host: &str,
     realname: &str,
-    protocol: &str,
+    protocol: &'static str,
     kill: Arc<Kill>,
 ) -> Result<(bus::schema::Actor, Started), AccountStartError> {
     for n in 1..=NICK_CANDIDATES {
@@ -364,9 +397,14 @@ pub async fn publish_intent(
         body,
         done: false,
     };
+    let message = crate::irc::client::is_room_message(&intent.body);
     let outcome = match gw.link.publish_intent(intent).await {
         Ok(pending) => {
             metrics::intent();
+            if message {
+                let protocol = gw.sessions.protocol_of(&actor.sid).unwrap_or("other");
+                metrics::message_in(protocol);
+            }
             confirmed(pending).await
         }
         Err(e) => {

@@ -62,6 +62,7 @@ pub fn event(actor: &Actor, name: &str, tags: ClientTags) -> RoomEvent {
             text: String::new(),
             tags,
         },
+        intent_at: None,
     }
 }
 

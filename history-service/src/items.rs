@@ -372,6 +372,7 @@ pub(crate) mod tests {
                 text: "hello".into(),
                 tags,
             },
+            intent_at: None,
         };
         let row = room_row(&event).unwrap();
         assert_eq!(row.kind, "message");

@@ -433,7 +433,10 @@ impl Partition {
                     }
                     Err(e) => return Err(e.into()),
                 },
-                Effect::Event(event) => {
+                Effect::Event(mut event) => {
+                    if event.id == intent.id {
+                        event.intent_at = Some(intent.at);
+                    }
                     let key = room_routing_key(&event.room);
                     let msg = BusMessage::Event(event);
                     confirms.push(publish(&self.channel, ROOMS_EXCHANGE, &key, &msg, false).await?);

@@ -337,6 +337,7 @@ impl Room {
             at: now,
             actor: actor.clone(),
             body,
+            intent_at: None,
         }
     }
 }

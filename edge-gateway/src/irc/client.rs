@@ -76,6 +76,17 @@ impl OutQueue {
     }
 }
 
+/// A PRIVMSG or NOTICE to a room (the messages the metrics count).
+pub fn is_room_message(body: &IntentBody) -> bool {
+    matches!(
+        body,
+        IntentBody::Message {
+            kind: MessageKind::Privmsg | MessageKind::Notice,
+            ..
+        }
+    )
+}
+
 /// What a pending publisher confirm was for.
 pub enum Pending {
     Intent {
@@ -389,9 +400,13 @@ impl Client {
             body,
             done,
         };
+        let message = is_room_message(&intent.body);
         match self.gw.link.publish_intent(intent).await {
             Ok(pending) => {
                 metrics::intent();
+                if message {
+                    metrics::message_in("irc");
+                }
                 if done {
                     self.labels.wait_for(&id);
                 }

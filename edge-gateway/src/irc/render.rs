@@ -794,6 +794,7 @@ mod tests {
             at: 1_763_787_775_123,
             actor: actor(sid, nick),
             body,
+            intent_at: None,
         }
     }
 

@@ -351,6 +351,7 @@ pub async fn on_pub(c: &mut Conn, p: Pub) {
         c.reply(wire::ctrl(id.as_deref(), code::NOT_FOUND).topic(&topic));
         return;
     }
+    crate::metrics::message_in("tinode");
     let direct = Direct {
         v: SCHEMA_VERSION,
         id: new_id(),

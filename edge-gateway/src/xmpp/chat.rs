@@ -123,6 +123,9 @@ pub async fn on_message(c: &mut Conn, e: &Element, to: &Jid) {
             return;
         }
     };
+    if kind != MessageKind::Tagmsg {
+        crate::metrics::message_in("xmpp");
+    }
     let Some(rec) = found else {
         if kind == MessageKind::Privmsg {
             offline(c, nick, raw_to, lines, id).await;

@@ -164,6 +164,7 @@ mod tests {
                 account: None,
             },
             body,
+            intent_at: None,
         }
     }
 

@@ -199,6 +199,7 @@ fn event(room: &str, seq: u64, id: String, at: i64) -> RoomEvent {
             text: format!("benchmark line {seq}: the quick brown fox jumps over the lazy dog"),
             tags: ClientTags::new(),
         },
+        intent_at: None,
     }
 }
 

@@ -41,6 +41,7 @@ fn message(room: &str, seq: u64) -> RoomEvent {
             text: format!("line {seq}"),
             tags: ClientTags::new(),
         },
+        intent_at: None,
     }
 }
 

@@ -163,6 +163,9 @@ fn joined_name(c: &Client, target: &str) -> Option<String> {
 /// (mandatory), and answer 401 if it cannot be delivered. A nick nobody
 /// holds may be an offline account ([`offline`]).
 async fn private(c: &mut Client, target: &str, kind: MessageKind, text: String, tags: ClientTags) {
+    if kind != MessageKind::Tagmsg {
+        crate::metrics::message_in("irc");
+    }
     let quiet = kind == MessageKind::Notice;
     let gw = c.gw.clone();
     let found = if !valid_nick(target) {
