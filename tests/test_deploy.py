@@ -401,6 +401,7 @@ def test_kubernetes_deployments():
             f"{name}: liveness on /healthz (a dependency outage must not restart the pod)"
         )
         assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
+        assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
         assert c["resources"]["requests"]["cpu"] and c["resources"]["requests"]["memory"]
         assert c["resources"]["limits"]["memory"]
         assert c["securityContext"]["readOnlyRootFilesystem"] is True
