@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: the whole check, in order, stopping at the first failure:
-#   services → test dependencies → cargo fmt --check → clippy -D warnings →
-#   cargo test → debug build → the Python integration suite (tests/).
+#   services → test dependencies → deployment files (tests/test_deploy.py) →
+#   cargo fmt --check → clippy -D warnings → cargo test → debug build →
+#   the Python integration suite (tests/).
 # Extra arguments go to pytest: scripts/test.sh -k ordering
 set -euo pipefail
 
@@ -21,11 +22,15 @@ scripts/services.sh ensure
 step "test dependencies"
 # Python: a private venv, so nothing is installed into the system interpreter.
 # scramp: a real SCRAM client (checks the server signature); psycopg: to
-# look into the auth service's database; websockets: raw XMPP-over-WebSocket frames.
-if ! "$VENV/bin/python" -c 'import pytest, pytest_timeout, irc.client, nats, scramp, psycopg, websockets' 2>/dev/null; then
+# look into the auth service's database; websockets: raw XMPP-over-WebSocket frames;
+# kubernetes-validate (the Kubernetes API schemas, offline), check-jsonschema
+# (with the Compose Specification's schema bundled) and PyYAML: the static
+# checks of the deployment files (tests/test_deploy.py).
+if ! "$VENV/bin/python" -c 'import pytest, pytest_timeout, irc.client, nats, scramp, psycopg, websockets, kubernetes_validate, check_jsonschema, yaml' 2>/dev/null; then
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check \
-        'pytest>=8' 'pytest-timeout>=2' 'irc>=20' 'nats-py>=2.6' 'scramp>=1.4' 'psycopg[binary]>=3.1' 'websockets>=13'
+        'pytest>=8' 'pytest-timeout>=2' 'irc>=20' 'nats-py>=2.6' 'scramp>=1.4' 'psycopg[binary]>=3.1' 'websockets>=13' \
+        'kubernetes-validate>=1.31' 'check-jsonschema>=0.29' 'pyyaml>=6'
 fi
 # Real IRC clients (irssi, WeeChat) driven through tmux.
 missing=()
@@ -52,6 +57,12 @@ if [ ! -f "$stamp" ] || [ tests/js/package-lock.json -nt "$stamp" ]; then
     (cd tests/js && npm ci --no-audit --no-fund >>"$LOGS/npm.log" 2>&1)
     touch "$stamp"
 fi
+
+step "deployment files (compose, Dockerfile, Kubernetes)"
+# Static and cheap (no Docker engine, no cluster): run before the builds so
+# that a broken manifest fails in seconds. The integration run below
+# repeats these tests as part of the suite.
+"$VENV/bin/python" -m pytest -q tests/test_deploy.py
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
