@@ -99,3 +99,29 @@ def test_operator_metrics_have_values_after_traffic(platform, clients, agents, t
         time.sleep(0.3)
     assert value(hist, "history_write_lag_seconds_count") >= 1
     assert value(hist, "history_items_persisted_total") >= 1
+
+
+def test_the_grafana_dashboard_only_uses_metrics_the_processes_emit():
+    """deploy/grafana/chat-platform.json: valid JSON, and every metric an
+    expression queries is one some process's source names (a renamed metric
+    must not leave an empty panel behind)."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    dash = json.loads((root / "deploy/grafana/chat-platform.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    assert len(exprs) >= 10, exprs
+    sources = "\n".join(p.read_text() for d in ("edge-gateway", "router-service", "history-service", "auth-service", "bus")
+                        for p in (root / d / "src").rglob("*.rs"))
+    functions = {"sum", "by", "rate", "histogram_quantile", "max", "le", "instance", "protocol", "op",
+                 "reason", "what", "why", "outcome"}
+    names = set()
+    for e in exprs:
+        for word in re.findall(r"[a-z_][a-z0-9_]*", re.sub(r"\{[^}]*\}|\[[^]]*\]", "", e)):
+            if word not in functions:
+                names.add(word)
+    assert names, exprs
+    for name in sorted(names):
+        base = re.sub(r"_(bucket|count|sum)$", "", name)
+        assert f'"{base}"' in sources, f"{name}: no process emits {base}"
