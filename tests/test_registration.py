@@ -68,6 +68,10 @@ def test_welcome_burst_order_and_texts(clients, uniq):
     assert "Your host is" in your_host.text, your_host.raw
     myinfo = next(ln for ln in c.burst if ln.command == "004")
     assert len(myinfo.params) >= 5, f"004 needs <server> <version> <umodes> <cmodes>: {myinfo.raw}"
+    # Every user mode the server has (+B bot, +i, +o operator, +s server
+    # notices, +w) and the channel modes of CHANMODES and PREFIX.
+    assert sorted(myinfo.params[3]) == sorted("Biosw"), myinfo.raw
+    assert sorted(myinfo.params[4]) == sorted("bklimnstov"), myinfo.raw
 
 
 def test_isupport_tokens(clients, uniq):

@@ -5,7 +5,7 @@ use super::commands::monitor::MONITOR_MAX;
 use super::line::Message;
 use super::numeric::{numeric, RPL_ISUPPORT};
 use super::validate::{
-    AWAYLEN, CHANLIMIT, CHANNELLEN, KICKLEN, MAXTARGETS, MODES, NICKLEN, TOPICLEN, USERLEN,
+    AWAYLEN, CHANLIMIT, CHANNELLEN, HOSTLEN, KICKLEN, MAXTARGETS, MODES, NICKLEN, TOPICLEN, USERLEN,
 };
 
 /// Tokens per 005 line (the line also carries the nick and the final text).
@@ -30,7 +30,7 @@ pub fn tokens(network: &str, chathistory_max: u32) -> Vec<String> {
         "ELIST=CMNTU".into(),
         "WHOX".into(),
         "EXTBAN=$,a".into(),
-        "HOSTLEN=64".into(),
+        format!("HOSTLEN={HOSTLEN}"),
         format!("KICKLEN={KICKLEN}"),
         "MAXLIST=b:100".into(),
         format!("MAXTARGETS={MAXTARGETS}"),

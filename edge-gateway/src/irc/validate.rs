@@ -8,6 +8,8 @@ use std::net::IpAddr;
 pub const NICKLEN: usize = 30;
 pub const CHANNELLEN: usize = 50;
 pub const USERLEN: usize = 18;
+/// Longest host shown (an operator's CHGHOST is held to it).
+pub const HOSTLEN: usize = 64;
 pub const TOPICLEN: usize = 390;
 pub const KICKLEN: usize = 390;
 pub const AWAYLEN: usize = 390;

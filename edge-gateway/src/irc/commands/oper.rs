@@ -12,7 +12,7 @@ use bus::schema::DirectBody;
 use crate::irc::client::Client;
 use crate::irc::line::Message;
 use crate::irc::numeric::*;
-use crate::irc::validate::valid_nick;
+use crate::irc::validate::{valid_nick, HOSTLEN};
 use crate::snotice;
 
 /// `OPER <name> <password>`.
@@ -127,9 +127,6 @@ pub async fn kill(c: &mut Client, m: &Message) {
     );
 }
 
-/// The longest host `CHGHOST` sets (as common servers allow).
-pub const HOSTLEN: usize = 63;
-
 /// Whether `host` may be shown as a host: letters, digits and `.-:/_`,
 /// not starting with `:` or `-` (that would break the line or look like
 /// an option), at most [`HOSTLEN`] bytes.
@@ -218,6 +215,7 @@ mod tests {
         assert!(!valid_host("a b"));
         assert!(!valid_host("a@b"));
         assert!(!valid_host("a!b"));
-        assert!(!valid_host(&"h".repeat(64)));
+        assert!(valid_host(&"h".repeat(64)));
+        assert!(!valid_host(&"h".repeat(65)));
     }
 }

@@ -219,7 +219,7 @@ async fn welcome(c: &mut Client) {
         n.n(RPL_MYINFO)
             .param(irc.server_name.as_str())
             .param(crate::gateway::VERSION)
-            .param("io")
+            .param("Biosw")
             .param("bklimnostv"),
     );
     c.send_all(isupport::lines(
