@@ -15,15 +15,12 @@
 //! back; an IRC client with echo-message gets its echo from its gateway at
 //! once.
 
-use std::collections::HashMap;
-
 use bus::names::{escape, fold};
 use bus::schema::{Actor, ClientTags, EventBody, MessageKind, RoomEvent, BOT_TAG, SCHEMA_VERSION};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use crate::gateway::Gateway;
 use crate::metrics;
+use crate::signals::Followers;
 
 /// The client tags that make a typing notification (`+draft/typing` is
 /// what clients sent before the spec was ratified).
@@ -84,61 +81,37 @@ pub async fn signal(gw: &Gateway, actor: &Actor, name: &str, tags: ClientTags) -
 
 /// The dispatcher's subscriptions: one per room with local members.
 pub struct Watch {
-    client: async_nats::Client,
     prefix: String,
-    tx: mpsc::Sender<RoomEvent>,
-    rx: mpsc::Receiver<RoomEvent>,
-    rooms: HashMap<String, JoinHandle<()>>,
+    rooms: Followers<RoomEvent>,
 }
 
 impl Watch {
     pub fn new(client: async_nats::Client, prefix: &str) -> Self {
-        let (tx, rx) = mpsc::channel(BUFFER);
         Self {
-            client,
             prefix: prefix.to_string(),
-            tx,
-            rx,
-            rooms: HashMap::new(),
+            rooms: Followers::new(client, BUFFER),
         }
     }
 
     /// Listens on `room` (folded) while `wanted`, not otherwise.
     pub fn set(&mut self, room: &str, wanted: bool) {
-        match (wanted, self.rooms.contains_key(room)) {
+        match (wanted, self.rooms.follows(room)) {
             (true, false) => {
                 let expected = room.to_string();
-                let task = crate::signals::forward(
-                    &self.client,
-                    subject(&self.prefix, room),
-                    self.tx.clone(),
-                    move |payload| {
+                self.rooms
+                    .follow(room, subject(&self.prefix, room), move |payload| {
                         serde_json::from_slice::<RoomEvent>(payload)
                             .ok()
                             .filter(|ev| ev.room == expected && is_typing(ev))
-                    },
-                );
-                self.rooms.insert(room.to_string(), task);
+                    });
             }
-            (false, true) => {
-                if let Some(task) = self.rooms.remove(room) {
-                    task.abort();
-                }
-            }
+            (false, true) => self.rooms.unfollow(room),
             _ => {}
         }
     }
 
     pub async fn next(&mut self) -> Option<RoomEvent> {
-        self.rx.recv().await
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        for (_, task) in self.rooms.drain() {
-            task.abort();
-        }
+        self.rooms.next().await
     }
 }
 
