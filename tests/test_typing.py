@@ -12,6 +12,7 @@ import time
 
 from harness.raw import by, esc
 from harness.xmppagent import C, create_account
+from test_messaging import channel_with as channel
 
 MUC = "conference.localhost"
 CHATSTATES = "{http://jabber.org/protocol/chatstates}"
@@ -30,18 +31,6 @@ def counter(text: str, name: str, labels: str = "") -> float:
 def router_messages(platform) -> float:
     _, body = platform.router.get("/metrics")
     return counter(body, "router_intents_total", 'op="message"')
-
-
-def channel(clients, uniq, specs):
-    chan = "#" + uniq("typ")
-    members = []
-    for gw, caps in specs:
-        c = clients.user(uniq("t"), gw=gw, caps=caps)
-        c.join(chan)
-        for earlier in members:
-            earlier.expect(by(c.nick) + rf"JOIN :?{esc(chan)}$")
-        members.append(c)
-    return chan, members
 
 
 def test_typing_reaches_every_gateway_without_the_router(platform, clients, uniq):

@@ -141,14 +141,17 @@ pub fn chat_line(
 /// The lines a room event shows this client, with `account=` for clients
 /// with `account-tag`.
 pub fn event(ev: &RoomEvent, v: &View) -> Vec<Message> {
-    let e = EventRef {
+    with_actor_account(event_lines(&live(ev), v, Mode::Live), v, &ev.actor)
+}
+
+fn live(ev: &RoomEvent) -> EventRef<'_> {
+    EventRef {
         name: &ev.name,
         id: &ev.id,
         at: ev.at,
         actor: &ev.actor,
         body: &ev.body,
-    };
-    with_actor_account(event_lines(&e, v, Mode::Live), v, &ev.actor)
+    }
 }
 
 fn with_actor_account(lines: Vec<Message>, v: &View, actor: &Actor) -> Vec<Message> {
@@ -295,16 +298,9 @@ fn event_lines(ev: &EventRef, v: &View, mode: Mode) -> Vec<Message> {
 /// show a member whose host changed coming back into one room. (Its QUIT
 /// is shown once for all rooms, like any QUIT.)
 pub fn host_rejoin(ev: &RoomEvent, v: &View) -> Vec<Message> {
-    let e = EventRef {
-        name: &ev.name,
-        id: &ev.id,
-        at: ev.at,
-        actor: &ev.actor,
-        body: &ev.body,
-    };
     match ev.body {
         EventBody::Host { .. } if ev.actor.sid != v.sid && !v.caps.has(Cap::Chghost) => {
-            host_rejoin_lines(&e, v)
+            host_rejoin_lines(&live(ev), v)
         }
         _ => Vec::new(),
     }
