@@ -21,11 +21,12 @@ scripts/services.sh ensure
 step "test dependencies"
 # Python: a private venv, so nothing is installed into the system interpreter.
 # scramp: a real SCRAM client (checks the server signature); psycopg: to
-# look into the auth service's database; websockets: raw XMPP-over-WebSocket frames.
-if ! "$VENV/bin/python" -c 'import pytest, pytest_timeout, irc.client, nats, scramp, psycopg, websockets' 2>/dev/null; then
+# look into the auth service's database; websockets: raw XMPP-over-WebSocket frames;
+# pika: a stock AMQP client publishing to the alerts exchange (README example).
+if ! "$VENV/bin/python" -c 'import pytest, pytest_timeout, irc.client, nats, scramp, psycopg, websockets, pika' 2>/dev/null; then
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check \
-        'pytest>=8' 'pytest-timeout>=2' 'irc>=20' 'nats-py>=2.6' 'scramp>=1.4' 'psycopg[binary]>=3.1' 'websockets>=13'
+        'pytest>=8' 'pytest-timeout>=2' 'irc>=20' 'nats-py>=2.6' 'scramp>=1.4' 'psycopg[binary]>=3.1' 'websockets>=13' 'pika>=1.3'
 fi
 # Real IRC clients (irssi, WeeChat) driven through tmux.
 missing=()
