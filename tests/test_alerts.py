@@ -240,3 +240,22 @@ def test_moderated_rooms_bans_missing_rooms_and_history(platform, clients, uniq)
     ], got
     assert alerts[0].tags.get("msgid") == live.tags["msgid"]
     assert all("bot" in ln.tags for ln in alerts), got
+
+
+def test_alerts_wait_for_a_router(make_platform, clients, uniq):
+    """The queue outlives the router: alerts published while no router runs
+    (accepted by the broker, so `chatctl alert` succeeds) are shown, in
+    their order, once one is back."""
+    plat = make_platform(gateways=1)
+    room = uniq("aw")
+    chan = "#" + room
+    irc = clients.user(uniq("iw"), caps=CAPS, plat=plat)
+    irc.join(chan)
+    plat.stop_router()
+    done = plat.chatctl("alert", room, "first, while no router runs", "--source", "cron")
+    assert done.returncode == 0, done.stderr
+    publish(plat, room, "second, while no router runs", app_id="cron")
+    irc.expect_none(r"!bot@alerts\. ", within=1.0)
+    plat.start_router()
+    lines = irc.collect(r":cron!bot@alerts\. PRIVMSG ", 2, timeout=15)
+    assert [ln.text for ln in lines] == ["first, while no router runs", "second, while no router runs"], lines
