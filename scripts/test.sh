@@ -25,12 +25,13 @@ step "test dependencies"
 # look into the auth service's database; websockets: raw XMPP-over-WebSocket frames;
 # kubernetes-validate (the Kubernetes API schemas, offline), check-jsonschema
 # (with the Compose Specification's schema bundled) and PyYAML: the static
-# checks of the deployment files (tests/test_deploy.py).
-if ! "$VENV/bin/python" -c 'import pytest, pytest_timeout, irc.client, nats, scramp, psycopg, websockets, kubernetes_validate, check_jsonschema, yaml' 2>/dev/null; then
+# checks of the deployment files (tests/test_deploy.py); pika: a stock AMQP
+# client publishing to the alerts exchange (the README's example).
+if ! "$VENV/bin/python" -c 'import pytest, pytest_timeout, irc.client, nats, scramp, psycopg, websockets, kubernetes_validate, check_jsonschema, yaml, pika' 2>/dev/null; then
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check \
         'pytest>=8' 'pytest-timeout>=2' 'irc>=20' 'nats-py>=2.6' 'scramp>=1.4' 'psycopg[binary]>=3.1' 'websockets>=13' \
-        'kubernetes-validate>=1.31' 'check-jsonschema>=0.29' 'pyyaml>=6'
+        'kubernetes-validate>=1.31' 'check-jsonschema>=0.29' 'pyyaml>=6' 'pika>=1.3'
 fi
 # Real IRC clients (irssi, WeeChat) driven through tmux.
 missing=()

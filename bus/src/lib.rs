@@ -13,10 +13,13 @@
 //! * configuration loading, logging, metrics, the admin HTTP port and
 //!   graceful shutdown ([`config`], [`telemetry`], [`admin`], [`shutdown`]),
 //!   put together in the same order by every binary ([`process`]),
+//! * the contract of the alerts exchange, where any internal system posts
+//!   into a room ([`alerts`]),
 //! * how a service answers requests on a queue, acknowledging each only once
 //!   its answer is confirmed ([`rpc`]).
 
 pub mod admin;
+pub mod alerts;
 pub mod config;
 pub mod history;
 pub mod kv;

@@ -260,6 +260,21 @@ pub enum IntentBody {
         room: String,
         command: ChanServCommand,
     },
+    /// An alert from the alerts exchange (see [`crate::alerts`]), forwarded
+    /// by the router itself: shown in the room as a message from the bot
+    /// named `source` ([`crate::alerts::bot_actor`]), who is not a member.
+    /// The fields are the checked alert's; the router words the text
+    /// ([`crate::alerts::render`]) when it decides the event.
+    Alert {
+        room: String,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        severity: Option<String>,
+        /// The bot's nick (already [`crate::alerts::bot_nick`]).
+        source: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        link: Option<String>,
+    },
 }
 
 impl IntentBody {
@@ -277,7 +292,8 @@ impl IntentBody {
             | IntentBody::Invite { room, .. }
             | IntentBody::Member { room, .. }
             | IntentBody::Redact { room, .. }
-            | IntentBody::ChanServ { room, .. } => room,
+            | IntentBody::ChanServ { room, .. }
+            | IntentBody::Alert { room, .. } => room,
         }
     }
 }
@@ -1441,6 +1457,24 @@ mod tests {
         assert_eq!(reg.level_of(Some("carol")), None);
         assert_eq!(reg.level_of(None), None);
         assert!(AccessLevel::Op > AccessLevel::Voice);
+    }
+
+    #[test]
+    fn alert_intents_round_trip() {
+        let body = IntentBody::Alert {
+            room: "Ops".into(),
+            text: "Disk full".into(),
+            severity: Some("critical".into()),
+            source: "grafana".into(),
+            link: None,
+        };
+        let json = serde_json::to_string(&body).unwrap();
+        assert_eq!(
+            json,
+            r#"{"op":"alert","room":"Ops","text":"Disk full","severity":"critical","source":"grafana"}"#
+        );
+        assert_eq!(serde_json::from_str::<IntentBody>(&json).unwrap(), body);
+        assert_eq!(body.room(), "Ops");
     }
 
     #[test]

@@ -13,6 +13,9 @@
 //!  chat.rooms ──(room.*)──▶ history.events   (durable: every room event, kept)
 //!  gateway ──DirectLog──▶ "" / history.direct (durable, single active consumer)
 //!  gateway ──HistoryRequest──▶ "" / history.requests (durable), answered to reply_to
+//!  anyone ──alert──▶ chat.alerts (topic, key = room name)
+//!                        └──▶ router.alerts (durable, single active consumer),
+//!                             forwarded as intents (see crate::alerts)
 //! ```
 //!
 //! All queues are durable with `x-expires` where they belong to something

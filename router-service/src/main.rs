@@ -11,6 +11,10 @@
 //! (their durable copy, see `registered.rs`), which must be reachable at
 //! start-up (migrations) and is only retried after that.
 //!
+//! Alerts published to the alerts exchange are read from `router.alerts`
+//! (one active router at a time) and forwarded as intents to their room's
+//! partition (see `alerts.rs`).
+//!
 //! A RabbitMQ restart is ridden out: the connection is re-established (and
 //! the topology declared again) by a [`Link`], `/readyz` reports `amqp`
 //! down meanwhile, and each partition subscribes again and reloads its
@@ -18,6 +22,7 @@
 //! the process with a non-zero status (a supervisor restarts it;
 //! unacknowledged intents wait in their queues).
 
+mod alerts;
 mod bindings;
 mod config;
 mod handlers;
@@ -46,7 +51,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::config::Config;
-use crate::partition::{Durables, Partition, PartitionError, Settings};
+use crate::partition::{Durables, Partition, Settings};
 use crate::pgstore::PgStore;
 use crate::store::Store;
 
@@ -112,6 +117,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         // (and be bound to every room) so events published while it is not
         // running yet are kept for it.
         declare_history_queues(&ch).await?;
+        // So alerts published while no router runs wait for one.
+        bus::alerts::declare(&ch).await?;
         let _ = ch.close(200, "OK".into()).await;
         Ok(())
     };
@@ -149,8 +156,32 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let (tx, rx) = mpsc::channel(1);
         sweep_senders.push(tx);
         let stop = shutdown.clone();
-        tasks.spawn(async move { partition.run(consumer, rx, stop).await.map_err(|e| (p, e)) });
+        tasks.spawn(async move {
+            partition
+                .run(consumer, rx, stop)
+                .await
+                .with_context(|| format!("partition {p}"))
+        });
     }
+    let live = link
+        .live()
+        .context("the AMQP connection was lost during start-up")?;
+    let (forwarder, consumer) = alerts::Forwarder::subscribe(
+        &link,
+        live,
+        &instance,
+        cfg.bus.partitions,
+        settings.batch_max,
+    )
+    .await
+    .with_context(|| format!("subscribing to {}", bus::alerts::ALERTS_QUEUE))?;
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        forwarder
+            .run(consumer, stop)
+            .await
+            .context("the alerts forwarder")
+    });
     link.report_to(process.check("amqp"));
     let interval = Duration::from_secs(cfg.router.sweep_interval_secs);
     tokio::spawn(sweeper::run(
@@ -206,14 +237,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-/// A partition task's end, as an error if it failed.
-fn task_failure(
-    done: Result<Result<(), (u16, PartitionError)>, tokio::task::JoinError>,
-) -> Option<anyhow::Error> {
+/// A partition's (or the alerts forwarder's) end, as an error if it failed.
+fn task_failure(done: Result<anyhow::Result<()>, tokio::task::JoinError>) -> Option<anyhow::Error> {
     match done {
         Ok(Ok(())) => None,
-        Ok(Err((p, error))) => Some(anyhow::Error::new(error).context(format!("partition {p}"))),
-        Err(join) => Some(anyhow::anyhow!("a partition task died: {join}")),
+        Ok(Err(error)) => Some(error),
+        Err(join) => Some(anyhow::anyhow!("a router task died: {join}")),
     }
 }
 

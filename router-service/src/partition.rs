@@ -419,6 +419,12 @@ impl Partition {
                 return Ok(());
             }
         };
+        if let Some(reason) = outcome.dropped {
+            let op = handlers::op_name(&intent.body);
+            metrics::counter!("router_intents_dropped_total", "op" => op, "reason" => reason)
+                .increment(1);
+            tracing::info!(partition = self.partition, %room, op, reason, id = %intent.id, "intent dropped");
+        }
         for effect in outcome.effects {
             match effect {
                 Effect::Bind { gateway } => match self.binder.bind(&gateway, &room).await {

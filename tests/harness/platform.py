@@ -265,14 +265,17 @@ class Platform:
         proc.wait_ready()
         return proc
 
-    def chatctl(self, *args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-        """Runs `chatctl ARGS…` against this platform's database; its output
-        is also appended to chatctl.log (searched like the other logs)."""
+    def chatctl(
+        self, *args: str, stdin: str | None = None, timeout: float = 60, env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess:
+        """Runs `chatctl ARGS…` against this platform's database and vhost
+        (`env` overrides); its output is also appended to chatctl.log
+        (searched like the other logs)."""
         exe = bin_dir() / "chatctl"
         if not exe.exists():
             raise RuntimeError(f"{exe} not built (cargo build -p auth-service)")
         proc = subprocess.run(
-            [str(exe), *args], env=self.auth_env(), input=stdin, capture_output=True,
+            [str(exe), *args], env=self.auth_env(env), input=stdin, capture_output=True,
             text=True, timeout=timeout,
         )
         log = self.workdir / "chatctl.log"

@@ -3,6 +3,11 @@
 //!
 //! Passwords are read from standard input (one line), never from the
 //! command line where `ps` would show them.
+//!
+//! `chatctl alert` is the one command that talks to RabbitMQ instead
+//! (`[amqp] url`, `CHAT__AMQP__URL`): it posts to the alerts exchange like
+//! any internal system would, and exits non-zero unless the broker
+//! confirmed the alert.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -14,6 +19,7 @@ use auth_service::credentials::derive_all;
 use auth_service::db::{Db, Inserted, NewAccount};
 use auth_service::passwords::Hasher;
 use auth_service::validate::{fold, valid_account, valid_password};
+use bus::alerts::AlertBody;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -38,6 +44,61 @@ enum Command {
     /// IRC operators.
     #[command(subcommand)]
     Oper(OperCommand),
+    /// Post an alert into a room through the alerts exchange (as any
+    /// internal system would): shown from the bot named after the source.
+    Alert {
+        /// The room: `ops` (or `#ops`) for IRC `#ops`.
+        room: String,
+        /// The message.
+        text: String,
+        /// A word shown in brackets first: info, warning, critical…
+        #[arg(long)]
+        severity: Option<String>,
+        /// Who speaks: the bot's nick is made from it.
+        #[arg(long, default_value = bus::alerts::DEFAULT_SOURCE)]
+        source: String,
+        /// An http(s) link shown after the text.
+        #[arg(long)]
+        link: Option<String>,
+    },
+}
+
+/// How long `chatctl alert` waits for the broker (connecting, then the
+/// confirm).
+const ALERT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `chatctl alert`: checks the alert with the router's own parser, then
+/// declares the exchange and queue (idempotent: an alert sent while no
+/// router runs waits for one) and publishes it, mandatory and confirmed.
+async fn alert(cfg: &Config, room: &str, body: AlertBody) -> anyhow::Result<()> {
+    // IRC writes the room with its `#`; the routing key is the name.
+    let room = room.strip_prefix('#').unwrap_or(room);
+    let json = serde_json::to_vec(&body).context("encoding the alert")?;
+    let checked = bus::alerts::parse(&bus::alerts::Envelope {
+        routing_key: room,
+        content_type: Some("application/json"),
+        body: &json,
+        ..Default::default()
+    })?;
+    let send = async {
+        let conn = bus::topology::connect(&cfg.amqp.url, "chatctl alert")
+            .await
+            .context("connecting to RabbitMQ")?;
+        let ch = bus::topology::confirm_channel(&conn).await?;
+        bus::alerts::declare(&ch)
+            .await
+            .context("declaring the alerts exchange")?;
+        bus::alerts::publish(&ch, room, &body, "chatctl")
+            .await
+            .context("publishing the alert")?;
+        let _ = conn.close(200, "OK".into()).await;
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(ALERT_TIMEOUT, send)
+        .await
+        .map_err(|_| anyhow::anyhow!("RabbitMQ did not answer within {ALERT_TIMEOUT:?}"))??;
+    println!("alert sent to {room} from {}", checked.source);
+    Ok(())
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,6 +248,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let command = match args.command {
         Command::Account(command) => Some(command),
         Command::Oper(OperCommand::Hash) => None,
+        Command::Alert {
+            room,
+            text,
+            severity,
+            source,
+            link,
+        } => {
+            let cfg: Config =
+                bus::config::load(args.config.as_deref()).context("loading the configuration")?;
+            let body = AlertBody {
+                text: Some(text),
+                severity,
+                source: Some(source),
+                link,
+            };
+            return alert(&cfg, &room, body).await;
+        }
         Command::Tls(TlsCommand::SelfSigned {
             cert,
             key,

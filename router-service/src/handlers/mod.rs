@@ -8,6 +8,7 @@
 //! out makes every rule testable without a broker, and makes replays
 //! deterministic: the same state and intent give the same events.
 
+mod alert;
 mod chanserv;
 mod expire;
 mod invite;
@@ -61,6 +62,10 @@ pub struct Outcome {
     /// The room emptied (its slot is now `None`): what remains of it, which
     /// the router keeps and stores as the room's husk.
     pub ended: Option<Box<Husk>>,
+    /// Why an intent that answers nobody produced nothing (an alert
+    /// dropped: no such room, banned…), for the partition's metrics and
+    /// log. `None` when it did something, or answered why not.
+    pub dropped: Option<&'static str>,
 }
 
 impl Outcome {
@@ -124,6 +129,7 @@ pub fn op_name(body: &IntentBody) -> &'static str {
         IntentBody::Member { .. } => "member",
         IntentBody::Redact { .. } => "redact",
         IntentBody::ChanServ { .. } => "chanserv",
+        IntentBody::Alert { .. } => "alert",
     }
 }
 
@@ -230,6 +236,21 @@ pub fn apply(slot: &mut Option<Room>, ctx: Context<'_>, intent: &Intent, now: i6
             now,
             &mut out,
         ),
+        IntentBody::Alert {
+            room: _,
+            text,
+            severity,
+            source,
+            link,
+        } => {
+            let fields = alert::AlertFields {
+                text,
+                severity: severity.as_deref(),
+                source,
+                link: link.as_deref(),
+            };
+            alert::alert(slot, intent, fields, now, &mut out)
+        }
     }
     out
 }
