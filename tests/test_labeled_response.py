@@ -208,3 +208,33 @@ def test_labels_are_ignored_without_batch_or_when_too_long(clients, uniq):
     d.send(f"@label={'x' * 65} PING :b")
     pong = d.expect(r"PONG .*:?b$")
     assert "label" not in pong.tags, pong.raw
+
+
+def test_commands_that_fan_out_to_every_room_answer_once(clients, uniq):
+    c = clients.user(uniq("lf"), caps=CAPS)
+    other = clients.user(uniq("lg"), caps=CAPS)
+    chans = ["#" + uniq("lfa"), "#" + uniq("lfb")]
+    for ch in chans:
+        c.join(ch)
+        other.join(ch)
+    # AWAY: 306 and an intent per room.
+    c.send("@label=a1 AWAY :lunch")
+    (away,) = response(c, "a1")
+    assert away.command == "306", away.raw
+    # NICK: the NICK line, whatever the rooms do.
+    new = uniq("lh")
+    c.send(f"@label=n1 NICK {new}")
+    lines = response(c, "n1")
+    assert [ln.command for ln in lines] == ["NICK"], [ln.raw for ln in lines]
+    c.nick = new
+    other.expect(rf" NICK :?{re.escape(new)}$")
+    other.expect_none(rf" NICK :?{re.escape(new)}$", within=0.5)
+    # TOPIC (the router's event is the answer).
+    c.send(f"@label=t1 TOPIC {chans[0]} :labeled")
+    (topic,) = response(c, "t1")
+    assert topic.command == "TOPIC" and topic.text == "labeled", topic.raw
+    # A labeled QUIT still ends with the ERROR line.
+    c.send("@label=q1 QUIT :bye")
+    c.expect(r"^(?:@\S+ )?ERROR :Closing Link")
+    c.expect_closed()
+    other.expect(rf"QUIT :Quit: bye$")
