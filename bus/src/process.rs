@@ -84,15 +84,23 @@ impl Process {
     }
 }
 
-/// What `main` returns: success, or the error with its causes on stderr and
+/// Ends the process: success, or the error with its causes on stderr and
 /// in the log, and a failure exit code.
+///
+/// It exits from inside the runtime rather than returning from `main`:
+/// dropping the runtime cancels the tasks client libraries still run in
+/// the background, and lapin's I/O thread panics ("Task did not complete")
+/// when the task it waits on is a reconnect cancelled that way — which is
+/// what a SIGTERM during a broker outage would leave. By the time this is
+/// called the process has drained: nothing is lost by not unwinding.
 pub fn exit_code(name: &str, result: anyhow::Result<()>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    let code = match result {
+        Ok(()) => 0,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "{name} failed");
             eprintln!("{name}: {error:#}");
-            ExitCode::FAILURE
+            1
         }
-    }
+    };
+    std::process::exit(code)
 }
