@@ -4,7 +4,7 @@ alert appears in the room from the source's bot on IRC, XMPP and Tinode.
 
 Covered: the README's pika example run as it is written (JSON and plain
 text), the bot identity on each protocol (IRC source and `bot` tag, XMPP
-occupant JID and stanza-id = msgid, Tinode `usrG<nick>` and the message
+occupant JID and stanza-id = msgid, Tinode `usrA<source>` and the message
 number), how a body is read (content type, JSON by its looks, app-id as
 the source), refused alerts (rejected, counted, harmless: the next good
 alert still arrives), `chatctl alert` (and its failures), +n and +m rooms,
@@ -132,7 +132,7 @@ def test_the_readme_example_reaches_irc_xmpp_and_tinode(platform, clients, agent
     d1 = tin.expect(lambda p: is_data(grp)(p) and p["data"]["content"] == critical, what="alert data")
     d2 = tin.expect(lambda p: is_data(grp)(p) and p["data"]["content"] == "backup of db1 finished",
                     what="plain alert data")
-    assert (d1["data"]["from"], d2["data"]["from"]) == ("usrGgrafana", "usrGbackup")
+    assert (d1["data"]["from"], d2["data"]["from"]) == ("usrAgrafana", "usrAbackup")
     assert d2["data"]["seq"] == d1["data"]["seq"] + 1
 
 

@@ -346,6 +346,12 @@ pub fn bot_actor(nick: &str) -> Actor {
     }
 }
 
+/// Whether `actor` is an alert bot ([`bot_actor`]): no session has such a
+/// sid, and the host is not one a client can be shown with.
+pub fn is_bot(actor: &Actor) -> bool {
+    actor.sid.starts_with("alerts.") && actor.user == BOT_USER && actor.host == BOT_HOST
+}
+
 /// The message text every protocol shows: `[CRITICAL] Disk full on db1 —
 /// https://…`. The severity (upper case) in brackets first when there is
 /// one, the link last; a plain alert is its text alone.

@@ -8,6 +8,9 @@
 //!   `[a-z0-9_-]` starting with a letter, already base64url;
 //! * a guest (an IRC user not logged in) is `usrG<escaped folded nick>`:
 //!   no account name starts with an uppercase letter;
+//! * an alert bot is `usrA<escaped source>`: not the guest who may hold
+//!   the same nick on IRC, whom Tinode clients would otherwise take for
+//!   the same user;
 //! * a room is `grp<escaped folded name>` (`#ops` is `grpops`).
 //!
 //! Escaping is [`bus::names::escape`] with `X` for its `=`: folded names
@@ -44,10 +47,17 @@ pub fn guest_uid(nick: &str) -> String {
     format!("usrG{}", token(&fold(nick)))
 }
 
-/// The user id of whoever `actor` is: its account, else its nick.
+/// The user id of an alert bot, by its nick.
+pub fn bot_uid(nick: &str) -> String {
+    format!("usrA{}", token(&fold(nick)))
+}
+
+/// The user id of whoever `actor` is: its account, else an alert bot's or
+/// a guest's by nick.
 pub fn actor_uid(actor: &bus::schema::Actor) -> String {
     match &actor.account {
         Some(a) => account_uid(a),
+        None if bus::alerts::is_bot(actor) => bot_uid(&actor.nick),
         None => guest_uid(&actor.nick),
     }
 }
@@ -139,5 +149,19 @@ mod tests {
         assert_eq!(peer_of("usrAlice"), None, "not an account name");
         assert_eq!(peer_of("usr"), None);
         assert_eq!(peer_of("grpalice"), None);
+    }
+
+    #[test]
+    fn an_alert_bot_is_not_the_guest_of_the_same_nick() {
+        let bot = bus::alerts::bot_actor("grafana");
+        assert_eq!(actor_uid(&bot), "usrAgrafana");
+        let guest = bus::schema::Actor {
+            sid: "s1".into(),
+            host: "127.0.0.1".into(),
+            user: "~g".into(),
+            ..bot.clone()
+        };
+        assert_eq!(actor_uid(&guest), "usrGgrafana");
+        assert_eq!(peer_of("usrAgrafana"), None, "nobody to talk to");
     }
 }
