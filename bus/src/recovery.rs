@@ -243,6 +243,35 @@ impl Link {
         self.up_after(0, shutdown).await
     }
 
+    /// After `live` was lost: waits for the next connection and `open`s
+    /// what the caller consumes on it, trying again on the following one
+    /// if that was lost too. `live` becomes the connection it succeeded
+    /// on. `None` on shutdown; an error that is not a lost connection ends
+    /// it.
+    pub async fn reopen<T, E, F, Fut>(
+        &self,
+        live: &mut Live,
+        shutdown: &mut Shutdown,
+        mut open: F,
+    ) -> Result<Option<T>, E>
+    where
+        F: FnMut(Live) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        loop {
+            let Some(next) = self.up_after(live.epoch, Some(&mut *shutdown)).await else {
+                return Ok(None);
+            };
+            *live = next.clone();
+            match open(next).await {
+                Ok(opened) => return Ok(Some(opened)),
+                // Lost again already: wait for the next one.
+                Err(_) if self.failed_with_connection(live).await => {}
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
     /// Waits for an up connection newer than `epoch` (the one whose
     /// channels just failed). `None` once the link is closed or `shutdown`
     /// fires.
@@ -511,6 +540,18 @@ pub async fn next_delivery(
         }
         return Some(delivery);
     }
+}
+
+/// Stops consuming on `channel` by closing it, if its connection is still
+/// there (a channel of a lost connection has nothing left to close).
+/// Closing, never `basic.cancel` first: the broker then requeues every
+/// unacknowledged delivery in one step and in order, so whoever consumes
+/// next receives them before anything newer. Drop the consumer after this.
+pub async fn close_channel(channel: &lapin::Channel) -> Result<(), lapin::Error> {
+    if channel.status().connected() {
+        channel.close(200, "shutting down".into()).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -197,7 +197,7 @@ impl Consumption {
             }
             // Close rather than cancel first (see router-service): the close
             // requeues every unacknowledged delivery in one step, in order.
-            let closed = close(&ch).await;
+            let closed = bus::recovery::close_channel(&ch).await;
             drop(consumer);
             result?;
             closed?;
@@ -415,13 +415,6 @@ fn kind_name(m: &BusMessage) -> &'static str {
         BusMessage::HistoryRequest(_) => "history_request",
         BusMessage::HistoryReply(_) => "history_reply",
     }
-}
-
-async fn close(ch: &Channel) -> Result<(), lapin::Error> {
-    if ch.status().connected() {
-        ch.close(200, "shutting down".into()).await?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -103,11 +103,7 @@ impl Forwarder {
         // Close before the consumer is dropped (which would cancel it
         // first): the broker then requeues the unacknowledged alerts in
         // one step, ahead of anything the next forwarder receives.
-        let closed = if self.channel.status().connected() {
-            self.channel.close(200, "shutting down".into()).await
-        } else {
-            Ok(())
-        };
+        let closed = bus::recovery::close_channel(&self.channel).await;
         drop(consumer);
         result?;
         closed?;
@@ -118,22 +114,19 @@ impl Forwarder {
         &mut self,
         shutdown: &mut Shutdown,
     ) -> Result<Option<Consumer>, ForwardError> {
-        loop {
-            let after = self.live.epoch;
-            let Some(live) = self.link.up_after(after, Some(&mut *shutdown)).await else {
-                return Ok(None);
-            };
-            match open(&live, &self.instance, self.batch_max).await {
-                Ok((channel, consumer)) => {
-                    tracing::info!(epoch = live.epoch, "alerts forwarder subscribed again");
-                    self.live = live;
-                    self.channel = channel;
-                    return Ok(Some(consumer));
-                }
-                Err(_) if self.link.failed_with_connection(&live).await => self.live = live,
-                Err(error) => return Err(error),
-            }
-        }
+        let (instance, batch_max) = (&self.instance, self.batch_max);
+        let opened = self
+            .link
+            .reopen(&mut self.live, shutdown, |live| async move {
+                open(&live, instance, batch_max).await
+            })
+            .await?;
+        let Some((channel, consumer)) = opened else {
+            return Ok(None);
+        };
+        tracing::info!(epoch = self.live.epoch, "alerts forwarder subscribed again");
+        self.channel = channel;
+        Ok(Some(consumer))
     }
 
     async fn serve(

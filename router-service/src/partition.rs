@@ -177,27 +177,23 @@ impl Partition {
         // A standby may become the active consumer meanwhile: sweep again
         // only after a batch proves this one is active.
         self.active = false;
-        loop {
-            let after = self.live.epoch;
-            let Some(live) = self.link.up_after(after, Some(&mut *shutdown)).await else {
-                return Ok(None);
-            };
-            match open(&live, self.partition, &self.settings).await {
-                Ok((channel, consumer)) => {
-                    tracing::info!(
-                        partition = self.partition,
-                        epoch = live.epoch,
-                        "partition subscribed again"
-                    );
-                    self.live = live;
-                    self.channel = channel;
-                    return Ok(Some(consumer));
-                }
-                // Lost again already: wait for the next one.
-                Err(_) if self.link.failed_with_connection(&live).await => self.live = live,
-                Err(error) => return Err(error),
-            }
-        }
+        let (partition, settings) = (self.partition, &self.settings);
+        let opened = self
+            .link
+            .reopen(&mut self.live, shutdown, |live| async move {
+                open(&live, partition, settings).await
+            })
+            .await?;
+        let Some((channel, consumer)) = opened else {
+            return Ok(None);
+        };
+        tracing::info!(
+            partition = self.partition,
+            epoch = self.live.epoch,
+            "partition subscribed again"
+        );
+        self.channel = channel;
+        Ok(Some(consumer))
     }
 
     /// The loop: batches and sweeps until shutdown, then stops consuming.
@@ -241,12 +237,7 @@ impl Partition {
         // standby would become active at once and could get newer intents
         // ahead of the older ones this channel still holds, and replaying a
         // failed batch out of order would give its seqs to other events.
-        // A channel of a lost connection has nothing left to close.
-        let closed = if self.channel.status().connected() {
-            self.channel.close(200, "shutting down".into()).await
-        } else {
-            Ok(())
-        };
+        let closed = bus::recovery::close_channel(&self.channel).await;
         drop(consumer);
         self.binder.close().await;
         result?;
