@@ -105,6 +105,9 @@ pub struct SessionHandle {
 #[derive(Default)]
 pub struct Sessions {
     map: RwLock<HashMap<String, SessionHandle>>,
+    /// Sessions per protocol, kept with `map` (changed under its write
+    /// lock) so the gauge needs no walk over every session.
+    by_protocol: Mutex<HashMap<&'static str, usize>>,
     /// The gateway's id, for the metrics' `gateway` label.
     gateway: String,
 }
@@ -112,28 +115,34 @@ pub struct Sessions {
 impl Sessions {
     pub fn new(gateway: &str) -> Self {
         Self {
-            map: RwLock::default(),
             gateway: gateway.to_string(),
+            ..Self::default()
         }
     }
 
     pub fn insert(&self, handle: SessionHandle) {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         let protocol = handle.protocol;
-        map.insert(handle.shared.sid.clone(), handle);
-        self.report(&map, protocol);
+        let replaced = map.insert(handle.shared.sid.clone(), handle);
+        if let Some(old) = replaced {
+            self.count(map.len(), old.protocol, -1);
+        }
+        self.count(map.len(), protocol, 1);
     }
 
     pub fn remove(&self, sid: &str) {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         if let Some(h) = map.remove(sid) {
-            self.report(&map, h.protocol);
+            self.count(map.len(), h.protocol, -1);
         }
     }
 
-    fn report(&self, map: &HashMap<String, SessionHandle>, protocol: &'static str) {
-        let of_protocol = map.values().filter(|h| h.protocol == protocol).count();
-        metrics::sessions(map.len(), protocol, of_protocol, &self.gateway);
+    /// Adds `delta` to `protocol`'s count and reports it with the total.
+    fn count(&self, total: usize, protocol: &'static str, delta: isize) {
+        let mut counts = self.by_protocol.lock().unwrap_or_else(|p| p.into_inner());
+        let n = counts.entry(protocol).or_default();
+        *n = n.saturating_add_signed(delta);
+        metrics::sessions(total, protocol, *n, &self.gateway);
     }
 
     /// The protocol of local session `sid`, if it is one.
