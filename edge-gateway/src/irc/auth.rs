@@ -25,7 +25,6 @@ use super::commands::messaging::{self, OfflineMessage};
 use super::commands::{account, nickserv, registration, sasl};
 use super::numeric::Numerics;
 use super::{history, reservation};
-use crate::bus_link::confirmed;
 
 /// How long the auth service may take to answer; then the request fails
 /// (904 / `TEMPORARILY_UNAVAILABLE`).
@@ -151,14 +150,7 @@ async fn send(c: &mut Client, body: AuthRequestBody, purpose: Purpose) -> Option
     let sid = c.pending_sid.clone();
     match c.gw.link.publish_auth(&sid, req).await {
         Ok(pending) => {
-            let confirm_id = id.clone();
-            c.confirms.push_back(Box::pin(async move {
-                (
-                    Pending::Auth { id: confirm_id },
-                    confirmed(pending).await,
-                    None,
-                )
-            }));
+            c.queue_confirm(Pending::Auth { id: id.clone() }, pending, None);
             // A labeled command's response waits for the answer (a
             // background check is nobody's response).
             if !matches!(purpose, Purpose::Reserve { .. }) {

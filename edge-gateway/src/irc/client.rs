@@ -272,6 +272,18 @@ impl Client {
     /// labeled response being assembled waits for it.
     pub fn await_confirm(&mut self, pending: Pending, confirm: lapin::PublisherConfirm) {
         let hold = self.labels.hold();
+        self.queue_confirm(pending, confirm, hold);
+    }
+
+    /// Queues the confirm of a publish whose labeled response, if any,
+    /// waits for something else (`hold`: the key it waits under, if it
+    /// waits for this confirm).
+    pub fn queue_confirm(
+        &mut self,
+        pending: Pending,
+        confirm: lapin::PublisherConfirm,
+        hold: Option<String>,
+    ) {
         self.confirms.push_back(Box::pin(async move {
             (pending, confirmed(confirm).await, hold)
         }));
@@ -410,9 +422,8 @@ impl Client {
                 if done {
                     self.labels.wait_for(&id);
                 }
-                let p = Pending::Intent { id: id.clone() };
-                self.confirms
-                    .push_back(Box::pin(async move { (p, confirmed(pending).await, None) }));
+                // (A labeled response waits for the router's Done.)
+                self.queue_confirm(Pending::Intent { id: id.clone() }, pending, None);
                 Some(id)
             }
             Err(e) => {

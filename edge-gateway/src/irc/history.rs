@@ -27,7 +27,6 @@ use super::commands::{chathistory, redact};
 use super::line::Message;
 use super::render::{self, Playback};
 use super::validate::channel_of;
-use crate::bus_link::confirmed;
 use crate::metrics;
 
 /// How long the history service may take to answer.
@@ -160,14 +159,7 @@ pub async fn request(
     match c.gw.link.publish_history_request(&sid, req).await {
         Ok(pending) => {
             metrics::history_request(purpose.label());
-            let confirm_id = id.clone();
-            c.confirms.push_back(Box::pin(async move {
-                (
-                    Pending::History { id: confirm_id },
-                    confirmed(pending).await,
-                    None,
-                )
-            }));
+            c.queue_confirm(Pending::History { id: id.clone() }, pending, None);
             c.labels.wait_for(&id);
             c.history.inflight.push(HistoryPending {
                 id,
