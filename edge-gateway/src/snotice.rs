@@ -8,11 +8,9 @@
 //! Notices are hints for people watching, not records: one an operator's
 //! connection cannot keep up with is dropped.
 
-use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-
 use crate::gateway::Gateway;
+use crate::signals::Followers;
+use serde::{Deserialize, Serialize};
 
 /// Notices buffered per operator connection before the newest are dropped.
 const BUFFER: usize = 256;
@@ -44,34 +42,22 @@ pub async fn publish(gw: &Gateway, text: String) {
 }
 
 /// An operator connection's subscription: dropped, it ends.
-pub struct Follow {
-    task: JoinHandle<()>,
-    rx: mpsc::Receiver<Notice>,
-}
+pub struct Follow(Followers<Notice>);
 
 impl Follow {
     pub fn start(gw: &Gateway) -> Self {
-        let (tx, rx) = mpsc::channel(BUFFER);
-        let task = crate::signals::forward(
-            gw.registry.nats(),
-            subject(gw.registry.prefix()),
-            tx,
-            |payload| serde_json::from_slice::<Notice>(payload).ok(),
-        );
-        Self { task, rx }
-    }
-}
-
-impl Drop for Follow {
-    fn drop(&mut self) {
-        self.task.abort();
+        let mut f = Followers::new(gw.registry.nats().clone(), BUFFER);
+        f.follow("", subject(gw.registry.prefix()), |payload| {
+            serde_json::from_slice::<Notice>(payload).ok()
+        });
+        Self(f)
     }
 }
 
 /// The next notice, or never without a subscription.
 pub async fn next(follow: &mut Option<Follow>) -> Notice {
     match follow {
-        Some(f) => match f.rx.recv().await {
+        Some(Follow(f)) => match f.next().await {
             Some(n) => n,
             None => std::future::pending().await,
         },
