@@ -31,6 +31,7 @@ pub mod recovery;
 pub mod roster;
 pub mod rpc;
 pub mod schema;
+pub mod settle;
 pub mod shutdown;
 pub mod telemetry;
 pub mod topology;

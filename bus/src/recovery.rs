@@ -38,6 +38,7 @@
 //!   broker: it must be treated as not sent (and redone, or reported), and
 //!   what it produced must be idempotent.
 
+use crate::settle::Settle;
 use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::hash::{Hash, Hasher};
@@ -534,7 +535,7 @@ pub async fn next_delivery(
         if let Some(filter) = filter.as_deref_mut() {
             if !filter.admit(&delivery.data, delivery.redelivered) {
                 tracing::debug!(queue = %consumer.queue(), "skipping the redelivery of a message already handled");
-                let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                let _ = delivery.acker.ack_within(BasicAckOptions::default()).await;
                 continue;
             }
         }
@@ -547,9 +548,20 @@ pub async fn next_delivery(
 /// Closing, never `basic.cancel` first: the broker then requeues every
 /// unacknowledged delivery in one step and in order, so whoever consumes
 /// next receives them before anything newer. Drop the consumer after this.
+///
+/// Bounded by [`CLOSE_TIMEOUT`]: a close that gets no answer (the broker
+/// went away meanwhile) leaves the channel to die with its connection,
+/// which requeues the same deliveries.
 pub async fn close_channel(channel: &lapin::Channel) -> Result<(), lapin::Error> {
     if channel.status().connected() {
-        channel.close(200, "shutting down".into()).await?;
+        match tokio::time::timeout(CLOSE_TIMEOUT, channel.close(200, "shutting down".into())).await
+        {
+            Ok(closed) => closed?,
+            Err(_) => tracing::warn!(
+                channel = channel.id(),
+                "closing a channel got no answer in time; leaving it to its connection"
+            ),
+        }
     }
     Ok(())
 }

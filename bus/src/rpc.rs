@@ -37,6 +37,7 @@
 //!   can be neither answered nor acknowledged any more, and the broker has
 //!   already put it back in the queue for the other replicas.
 
+use crate::settle::Settle;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -326,14 +327,18 @@ async fn handle<R: Responder>(
                 tracing::warn!(%queue, id = %reply.id, "the broker refused a reply; requeueing");
                 return delivery
                     .acker
-                    .nack(BasicNackOptions {
+                    .nack_within(BasicNackOptions {
                         requeue: true,
                         ..BasicNackOptions::default()
                     })
                     .await
                     .map(drop);
             }
-            if !delivery.acker.ack(BasicAckOptions::default()).await? {
+            if !delivery
+                .acker
+                .ack_within(BasicAckOptions::default())
+                .await?
+            {
                 // The channel is gone (the connection was lost): the broker
                 // redelivers the request and it is answered again.
                 tracing::debug!(%queue, id = %reply.id, "ack not sent (channel closed); the request will be redelivered");
@@ -353,7 +358,7 @@ async fn handle<R: Responder>(
 async fn reject(delivery: &Delivery) -> Result<(), lapin::Error> {
     delivery
         .acker
-        .reject(BasicRejectOptions { requeue: false })
+        .reject_within(BasicRejectOptions { requeue: false })
         .await
         .map(drop)
 }

@@ -23,6 +23,7 @@
 use bus::config::BusConfig;
 use bus::names::{fold, partition_of};
 use bus::schema::{AuthRequest, BusMessage, Direct, DirectLog, HistoryRequest, Intent};
+use bus::settle::Settle;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -376,7 +377,7 @@ pub async fn next_delivery(consumer: &mut Consumer) -> Option<lapin::message::De
                         return Some(d);
                     }
                     tracing::debug!(consumer = %tag, "skipping the redelivery of a message already handled");
-                    let _ = d.acker.ack(BasicAckOptions::default()).await;
+                    let _ = d.acker.ack_within(BasicAckOptions::default()).await;
                 }
             },
         }

@@ -13,6 +13,7 @@
 //! delivered and are dropped here (replies redelivered are skipped by
 //! [`next_delivery`]).
 
+use bus::settle::Settle;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -138,7 +139,7 @@ pub async fn run(
                 tracing::warn!(error = %e, "rejecting an undecodable message on the gateway queue");
                 let _ = delivery
                     .acker
-                    .reject(BasicRejectOptions { requeue: false })
+                    .reject_within(BasicRejectOptions { requeue: false })
                     .await;
                 continue;
             }
@@ -159,7 +160,7 @@ pub async fn run(
                 tracing::warn!(kind = ?std::mem::discriminant(&other), "unexpected message on the gateway queue")
             }
         }
-        if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+        if let Err(e) = delivery.acker.ack_within(BasicAckOptions::default()).await {
             tracing::warn!(error = %e, "ack on the gateway queue failed");
         }
     }

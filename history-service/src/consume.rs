@@ -18,6 +18,7 @@
 //! out is delivered again too, and its rewrite inserts nothing (rows are
 //! keyed by `(conversation, seq)` and `(conversation, msgid)`).
 
+use bus::settle::Settle;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -306,7 +307,7 @@ impl Consumption {
                     metrics::rejected(self.source.label());
                     delivery
                         .acker
-                        .reject(BasicRejectOptions { requeue: false })
+                        .reject_within(BasicRejectOptions { requeue: false })
                         .await?;
                 }
             }
@@ -319,7 +320,7 @@ impl Consumption {
             Ok((rows, numbered)) => {
                 // Never before the commit: a crash here redelivers the
                 // batch, and the rows' keys make the rewrite a no-op.
-                let acked = last.ack(BasicAckOptions { multiple: true }).await?;
+                let acked = last.ack_within(BasicAckOptions { multiple: true }).await?;
                 self.failures = 0;
                 self.pg_ready.store(true, Ordering::SeqCst);
                 metrics::batch_committed(self.source, count, rows, started.elapsed());
@@ -358,7 +359,7 @@ impl Consumption {
                     _ = shutdown.wait() => {}
                 }
                 let nacked = last
-                    .nack(BasicNackOptions {
+                    .nack_within(BasicNackOptions {
                         multiple: true,
                         requeue: true,
                     })

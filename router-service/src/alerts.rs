@@ -24,6 +24,7 @@ use bus::alerts::{parse, Alert, Envelope, ALERTS_QUEUE};
 use bus::names::{fold, partition_of};
 use bus::recovery::{Link, Live};
 use bus::schema::{BusMessage, Intent, IntentBody, SCHEMA_VERSION};
+use bus::settle::Settle;
 use bus::shutdown::Shutdown;
 use bus::topology::{publish, BusError, INTENTS_EXCHANGE};
 use futures::{FutureExt, StreamExt};
@@ -180,7 +181,7 @@ impl Forwarder {
                     );
                     delivery
                         .acker
-                        .reject(BasicRejectOptions { requeue: false })
+                        .reject_within(BasicRejectOptions { requeue: false })
                         .await?;
                 }
             }
@@ -192,7 +193,7 @@ impl Forwarder {
             }
         }
         if let Some(acker) = last {
-            if !acker.ack(BasicAckOptions { multiple: true }).await? {
+            if !acker.ack_within(BasicAckOptions { multiple: true }).await? {
                 return Err(ForwardError::Unacknowledged);
             }
         }

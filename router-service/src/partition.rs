@@ -25,6 +25,7 @@
 //! later batches, at most every [`REGISTRY_RETRY`]. Their changes are
 //! handed to the [`Writer`] at the end of each batch, after the records.
 
+use bus::settle::Settle;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -298,7 +299,7 @@ impl Partition {
                     tracing::warn!(partition = self.partition, error = %why, "rejecting a delivery");
                     delivery
                         .acker
-                        .reject(BasicRejectOptions { requeue: false })
+                        .reject_within(BasicRejectOptions { requeue: false })
                         .await?;
                 }
             }
@@ -308,7 +309,7 @@ impl Partition {
             // One ack for everything up to here (rejected ones are already
             // settled). `false`: the channel is gone and the ack was not
             // sent; the broker will deliver the batch again.
-            if !acker.ack(BasicAckOptions { multiple: true }).await? {
+            if !acker.ack_within(BasicAckOptions { multiple: true }).await? {
                 return Err(PartitionError::Unacknowledged);
             }
         }

@@ -3,6 +3,7 @@
 //! session's outbound queue, its session queue and its pending confirms,
 //! and ends the session cleanly whatever the reason.
 
+use bus::settle::Settle;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -290,27 +291,30 @@ async fn on_direct(c: &mut Client, d: Delivery) {
                 DirectBody::ChangeHost { host } => commands::user::change_host(c, host).await,
                 _ => c.on_direct(&direct),
             }
-            if let Err(e) = d.acker.ack(BasicAckOptions::default()).await {
+            if let Err(e) = d.acker.ack_within(BasicAckOptions::default()).await {
                 tracing::warn!(error = %e, "ack on a session queue failed");
             }
         }
         Ok(BusMessage::AuthReply(reply)) => {
             // Acked first: an answer is only useful to this connection now.
-            if let Err(e) = d.acker.ack(BasicAckOptions::default()).await {
+            if let Err(e) = d.acker.ack_within(BasicAckOptions::default()).await {
                 tracing::warn!(error = %e, "ack on a session queue failed");
             }
             auth::on_reply(c, reply).await;
         }
         Ok(BusMessage::HistoryReply(reply)) => {
             // Likewise: nobody else could use it.
-            if let Err(e) = d.acker.ack(BasicAckOptions::default()).await {
+            if let Err(e) = d.acker.ack_within(BasicAckOptions::default()).await {
                 tracing::warn!(error = %e, "ack on a session queue failed");
             }
             history::on_reply(c, reply).await;
         }
         Ok(_) | Err(_) => {
             tracing::warn!("rejecting an unexpected message on a session queue");
-            let _ = d.acker.reject(BasicRejectOptions { requeue: false }).await;
+            let _ = d
+                .acker
+                .reject_within(BasicRejectOptions { requeue: false })
+                .await;
         }
     }
 }

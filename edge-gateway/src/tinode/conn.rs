@@ -7,6 +7,7 @@
 //! frames out of a bounded queue; a client that does not take them fast
 //! enough is ended ("SendQ exceeded"), as an IRC or XMPP client would be.
 
+use bus::settle::Settle;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -342,7 +343,7 @@ impl Conn {
 
     async fn on_delivery(&mut self, d: lapin::message::Delivery) {
         let msg = BusMessage::from_json(&d.data);
-        let _ = d.acker.ack(BasicAckOptions::default()).await;
+        let _ = d.acker.ack_within(BasicAckOptions::default()).await;
         match msg {
             Ok(BusMessage::AuthReply(reply)) => match self.take_wait(&reply.id) {
                 Some(Wait::Register(r)) => auth::on_registered(self, r, reply.body).await,

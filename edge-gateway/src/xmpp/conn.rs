@@ -2,6 +2,7 @@
 //! session-queue deliveries (auth answers) and timers, and the stream
 //! states (before `<open/>`, SASL, restarted stream, bound).
 
+use bus::settle::Settle;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -248,12 +249,12 @@ impl Conn {
     async fn on_delivery(&mut self, d: lapin::message::Delivery) {
         let msg = BusMessage::from_json(&d.data);
         if !matches!(msg, Ok(BusMessage::Direct(_))) {
-            let _ = d.acker.ack(BasicAckOptions::default()).await;
+            let _ = d.acker.ack_within(BasicAckOptions::default()).await;
         }
         match msg {
             Ok(BusMessage::Direct(direct)) => {
                 self.on_direct(direct).await;
-                let _ = d.acker.ack(BasicAckOptions::default()).await;
+                let _ = d.acker.ack_within(BasicAckOptions::default()).await;
             }
             Ok(BusMessage::AuthReply(reply)) => {
                 if chat::on_lookup(self, &reply.id, &reply.body).await {

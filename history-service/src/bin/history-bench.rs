@@ -10,6 +10,7 @@
 //!   bus (a `HistoryRequest` with `reply_to` a temporary queue).
 //! * `cleanup`: deletes the NATS buckets of a prefix.
 
+use bus::settle::Settle;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -714,7 +715,10 @@ async fn query(
                 .context("no reply within 10 s")?
                 .context("reply consumer ended")??;
             h.record(t.elapsed().as_micros() as u64)?;
-            delivery.acker.ack(BasicAckOptions::default()).await?;
+            delivery
+                .acker
+                .ack_within(BasicAckOptions::default())
+                .await?;
             match BusMessage::from_json(&delivery.data)? {
                 BusMessage::HistoryReply(reply) if reply.id == request.id => match reply.body {
                     HistoryReplyBody::Messages { items, .. } if !items.is_empty() => {}
