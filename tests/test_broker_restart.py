@@ -42,6 +42,7 @@ BROKER_STOP_AFTER = 3.0  # seconds into the stream
 BROKER_DOWN = 3.0  # seconds the node stays stopped (plus its boot time)
 HISTORY_KILL_AFTER_RECOVERY = 2.0
 HISTORY_ROWS_TIMEOUT = 15.0  # for rows stored after the broker restart
+RESUBSCRIBE_TIMEOUT = 10.0  # the history consumers, after the platform is ready
 QUIET = 3.0  # no new echo for this long: what was processed has arrived
 CAPS = ("echo-message", "server-time", "message-tags")
 
@@ -184,10 +185,19 @@ def test_broker_restart_mid_stream_loses_and_duplicates_nothing(private_broker, 
         # goes on storing the stream (only a consumer of the new connection
         # can store anything now).
         assert_same_process(history, history_pid, "after the broker restart")
-        again = resubscriptions(history)
-        assert all(again.get(q, 0) >= 1 for q in ("events", "direct", "requests")), (
-            f"{history.name} did not subscribe again to every queue: {again}"
-        )
+        # Each consumer counts its loss when it notices it: at once when its
+        # consumer stream fails, within the settlement bound (5 s) when the
+        # loss caught it settling a batch.
+        deadline = time.monotonic() + RESUBSCRIBE_TIMEOUT
+        while True:
+            again = resubscriptions(history)
+            if all(again.get(q, 0) >= 1 for q in ("events", "direct", "requests")):
+                break
+            assert time.monotonic() < deadline, (
+                f"{history.name} did not subscribe again to every queue: {again}; "
+                f"log tail:\n{tail(history.log)}"
+            )
+            time.sleep(0.2)
         rows_at_recovery = stored_messages(plat, chan)
         deadline = time.monotonic() + HISTORY_ROWS_TIMEOUT
         while stored_messages(plat, chan) <= rows_at_recovery:
